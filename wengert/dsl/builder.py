@@ -1,0 +1,148 @@
+"""Emitting IR equations with shape/dtype inference and user-facing errors.
+
+The Builder is the one place where an equation is created: it runs the primitive's
+shape rule, reports a rejected operand at the user's source span, and hands back a
+poisoned var (type ERROR) so that one mistake is reported once, not cascaded.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..runtime import primitives
+from ..runtime.ir import Block, Eqn, Var
+from ..runtime.types import ERROR_TYPE, FLOATS, NUMPY_DTYPE, DimEnv, TensorType, promote
+from .diagnostics import Reporter
+from .source import Span
+from .values import DType, is_dim
+
+STDLIB_PREFIX = "<stdlib>/"
+
+
+class Builder:
+    def __init__(self, reporter: Reporter, dims: DimEnv):
+        self.reporter = reporter
+        self.dims = dims
+        self.blocks: list[Block] = [Block()]
+        self.call_sites: list[tuple[str, Span]] = []  # (function name, call span) being inlined
+
+    # ---- where errors go ----
+    def user_span(self, span: Span | None) -> Span | None:
+        """The span to show a user: inside the standard library, the user's call site."""
+        if span is None or not span.source.path.startswith(STDLIB_PREFIX):
+            return span
+        for _, site in reversed(self.call_sites):
+            if not site.source.path.startswith(STDLIB_PREFIX):
+                return site
+        return span
+
+    def error(self, span: Span | None, message: str) -> None:
+        shown = self.user_span(span)
+        if shown is not span and self.call_sites:
+            inner = next((n for n, s in reversed(self.call_sites) if not s.source.path.startswith(STDLIB_PREFIX)), None)
+            message = f"in `{inner}`: {message}" if inner else message
+        notes = []
+        if shown is span:
+            for name, site in reversed(self.call_sites):
+                if site.source.path.startswith(STDLIB_PREFIX):
+                    continue
+                notes.append((site, f"in this call of `{name}`"))
+                break
+        self.reporter.error(shown, message, *notes)
+
+    # ---- blocks ----
+    @property
+    def block(self) -> Block:
+        return self.blocks[-1]
+
+    def push(self, block: Block) -> Block:
+        self.blocks.append(block)
+        return block
+
+    def pop(self) -> Block:
+        return self.blocks.pop()
+
+    # ---- equations ----
+    def emit(self, prim: str, inputs: list[Var], params: dict[str, Any] | None = None, span: Span | None = None,
+             hint: str = "") -> Var:
+        params = params or {}
+        if any(v.type.is_error for v in inputs):
+            return Var(ERROR_TYPE)
+        rule = primitives.get(prim).shape_rule
+        try:
+            out = rule(self.dims, *(v.type for v in inputs), **params)
+        except primitives.ShapeError as e:
+            self.error(span, str(e))
+            return Var(ERROR_TYPE)
+        var = Var(out, hint)
+        self.block.eqns.append(Eqn(prim, tuple(inputs), (var,), params, self.user_span(span)))
+        return var
+
+    def const(self, value: Any, span: Span | None, dtype: str | None = None, weak: bool | None = None) -> Var:
+        """A constant from a static: numbers are weakly typed, arrays keep their dtype."""
+        arr = np.asarray(value)
+        if dtype is None:
+            if arr.dtype == np.bool_:
+                dtype = "bool"
+            elif arr.dtype.kind in "iu":
+                dtype = "i64"
+            elif arr.dtype.kind == "f":
+                dtype = "f64"
+            else:
+                self.error(span, f"cannot make a tensor from {value!r}")
+                return Var(ERROR_TYPE)
+            weak = dtype != "bool" if weak is None else weak
+        return self.emit("const", [], {"value": arr.astype(NUMPY_DTYPE[dtype]), "weak": bool(weak)}, span)
+
+    def cast(self, v: Var, dtype: str, span: Span | None) -> Var:
+        if v.type.dtype == dtype or v.type.is_error:
+            return v
+        # A literal constant is re-made at the new dtype, so no cast appears in the trace.
+        producer = self._producer(v)
+        if producer is not None and producer.prim == "const" and v.type.weak:
+            return self.emit("const", [], {"value": producer.params["value"].astype(NUMPY_DTYPE[dtype]),
+                                           "weak": False}, span)
+        return self.emit("cast", [v], {"dtype": dtype}, span)
+
+    def _producer(self, v: Var):
+        for block in reversed(self.blocks):
+            for e in reversed(block.eqns[-8:]):
+                if v in e.outputs:
+                    return e
+        return None
+
+    def to_float(self, v: Var, span: Span | None) -> Var:
+        if v.type.dtype in FLOATS or v.type.is_error:
+            return v
+        if v.type.dtype == "bool":
+            self.error(span, f"arithmetic on bool ({v.type}); use cast(x, f32) first")
+            return Var(ERROR_TYPE)
+        return self.cast(v, "f64", span)
+
+    def promote_all(self, vs: list[Var], span: Span | None) -> list[Var]:
+        live = [v for v in vs if not v.type.is_error]
+        if len(live) != len(vs) or not live:
+            return vs
+        t = live[0].type
+        for v in live[1:]:
+            dtype, weak = promote(t, v.type)
+            t = TensorType(dtype, (), weak)
+        return [self.cast(v, t.dtype, span) for v in vs]
+
+    def dtype_of(self, v: Any) -> str:
+        if isinstance(v, Var):
+            return v.type.dtype
+        if isinstance(v, DType):
+            return v.name
+        if isinstance(v, bool):
+            return "bool"
+        return "i64" if is_dim(v) else "f64"
+
+
+def control(builder: Builder, prim: str, inputs: list[Var], out_types: list[TensorType], params: dict[str, Any],
+            regions: tuple[Block, ...], span: Span | None) -> list[Var]:
+    """Emit an `if` or `for` equation (their types are computed by the lowering, not a rule)."""
+    outs = [Var(t) for t in out_types]
+    builder.block.eqns.append(Eqn(prim, tuple(inputs), tuple(outs), params, builder.user_span(span), regions))
+    return outs

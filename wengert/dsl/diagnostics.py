@@ -1,0 +1,98 @@
+"""Diagnostics: user mistakes reported as `file:line:col: error: message` with a caret."""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+import attrs
+
+from .source import Span
+
+
+@attrs.frozen
+class Diagnostic:
+    span: Span | None
+    message: str
+    severity: str = "error"
+    file: str | None = None  # used when there is no span (a file that cannot be read)
+    notes: tuple[tuple[Span | None, str], ...] = ()
+
+    @classmethod
+    def plain(cls, file: str, message: str) -> "Diagnostic":
+        return cls(None, message, file=file)
+
+    def with_note(self, span: Span | None, message: str) -> "Diagnostic":
+        return attrs.evolve(self, notes=self.notes + ((span, message),))
+
+    @property
+    def location(self) -> str:
+        if self.span is None:
+            return self.file or "<unknown>"
+        return str(self.span)
+
+    def render(self) -> str:
+        parts = [_render_one(self.span, self.severity, self.message, self.file)]
+        for span, note in self.notes:
+            parts.append(_render_one(span, "note", note, self.file))
+        return "\n".join(parts)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _render_one(span: Span | None, severity: str, message: str, file: str | None) -> str:
+    if span is None:
+        return f"{file or '<unknown>'}: {severity}: {message}"
+    head = f"{span}: {severity}: {message}"
+    text = span.source.line(span.line)
+    if not text and span.line > len(span.source.lines):
+        return head
+    width = max(1, (span.end_column - span.column) if span.end_line == span.line else len(text) - span.column + 1)
+    # Tabs in the prefix keep their width so the caret lines up under the span.
+    prefix = "".join(c if c == "\t" else " " for c in text[: span.column - 1])
+    return f"{head}\n    {text}\n    {prefix}{'^' * width}"
+
+
+class DiagnosticError(Exception):
+    """One or more user mistakes; the CLI prints them and exits with status 2."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]):
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(d.render() for d in self.diagnostics))
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+
+class Reporter:
+    """Collects diagnostics so that independent mistakes are reported together."""
+
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, span: Span | None, message: str, *notes: tuple[Span | None, str]) -> Diagnostic:
+        d = Diagnostic(span, message, notes=tuple(notes))
+        self.diagnostics.append(d)
+        return d
+
+    def note(self, span: Span | None, message: str) -> None:
+        self.diagnostics.append(Diagnostic(span, message, severity="note"))
+
+    @property
+    def failed(self) -> bool:
+        return any(d.severity == "error" for d in self.diagnostics)
+
+    def raise_if_failed(self) -> None:
+        if self.failed:
+            raise DiagnosticError(self.diagnostics)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """' (did you mean `x`?)' for the closest candidate, or ''."""
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in candidates}
+        if word.lower() in lowered:
+            close = [lowered[word.lower()]]
+    return f" (did you mean `{close[0]}`?)" if close else ""

@@ -1,0 +1,74 @@
+"""Source files and spans: where in a .dl file something was written."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+
+@attrs.frozen
+class Source:
+    """The text of one .dl file (or of a string compiled from Python)."""
+
+    path: str
+    text: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.splitlines() or [""]
+
+    def line(self, number: int) -> str:
+        lines = self.lines
+        return lines[number - 1] if 1 <= number <= len(lines) else ""
+
+
+@attrs.frozen
+class Span:
+    """A region of a source file; lines and columns count from 1, end is exclusive."""
+
+    source: Source = attrs.field(eq=False, repr=False)
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    @property
+    def file(self) -> str:
+        return self.source.path
+
+    def __str__(self) -> str:
+        return f"{self.source.path}:{self.line}:{self.column}"
+
+    def to(self, other: "Span") -> "Span":
+        """The span from the start of self to the end of other."""
+        return Span(self.source, self.line, self.column, other.end_line, other.end_column)
+
+
+def read_source(path: str | Path) -> Source:
+    """Read a .dl file, refusing binary or non-UTF-8 content with a diagnostic."""
+    from .diagnostics import DiagnosticError, Diagnostic
+
+    path = Path(path)
+    shown = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DiagnosticError([Diagnostic.plain(shown, "no such file")]) from None
+    except IsADirectoryError:
+        raise DiagnosticError([Diagnostic.plain(shown, "is a directory, not a .dl file")]) from None
+    except OSError as e:
+        raise DiagnosticError([Diagnostic.plain(shown, f"cannot read file: {e.strerror}")]) from None
+    if b"\x00" in raw[:8192]:
+        raise DiagnosticError([Diagnostic.plain(shown, "binary file (contains NUL bytes), not a .dl program")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        src = Source(shown, raw.decode("utf-8", errors="replace"))
+        raise DiagnosticError(
+            [Diagnostic(Span(src, line, column, line, column + 1), f"file is not valid UTF-8 (byte 0x{raw[e.start]:02x})")]
+        ) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return Source(shown, text)

@@ -1,0 +1,182 @@
+"""Shape primitives: fill, iota, reshape, transpose, broadcast_to, concat, slice, pad, index, gather."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..types import INTS, NUMPY_DTYPE, Dim, TensorType, dim_op
+from . import ShapeError, define
+from .common import broadcast_shapes, fmt, unify_dim
+
+
+def _check_sizes(shape):
+    for d in shape:
+        if isinstance(d, int) and d < 0:
+            raise ShapeError(f"negative dimension {d} in shape [{', '.join(map(str, shape))}]")
+
+
+def _fill_rule(env, *, shape, value, dtype, weak=False):
+    _check_sizes(shape)
+    return TensorType(dtype, tuple(shape), weak=weak)
+
+
+define("fill", _fill_rule, lambda *, shape, value, dtype, weak=False: np.full(shape, value, dtype=NUMPY_DTYPE[dtype]))
+
+
+def _iota_rule(env, *, shape, axis, dtype):
+    _check_sizes(shape)
+    return TensorType(dtype, tuple(shape))
+
+
+def _iota(*, shape, axis, dtype):
+    n = shape[axis]
+    view = [1] * len(shape)
+    view[axis] = n
+    return np.broadcast_to(np.arange(n, dtype=NUMPY_DTYPE[dtype]).reshape(view), shape).copy()
+
+
+define("iota", _iota_rule, _iota)
+
+
+def _product(env, shape) -> Dim:
+    total: Dim = 1
+    for d in shape:
+        total = dim_op("*", total, env.resolve(d))
+    return total
+
+
+def _reshape_rule(env, x: TensorType, *, shape):
+    total = _product(env, x.shape)
+    known = [d for d in shape if d != -1]
+    if list(shape).count(-1) > 1:
+        raise ShapeError("reshape: at most one dimension may be -1")
+    if -1 in shape:
+        rest = _product(env, known)
+        if isinstance(total, int) and isinstance(rest, int):
+            if rest == 0 or total % rest:
+                raise ShapeError(f"cannot reshape {fmt(env, x)} into [{', '.join(map(str, shape))}]")
+        fill = dim_op("//", total, rest)
+        shape = tuple(fill if d == -1 else d for d in shape)
+    _check_sizes(shape)
+    new_total = _product(env, shape)
+    if isinstance(total, int) and isinstance(new_total, int) and total != new_total:
+        raise ShapeError(f"cannot reshape {fmt(env, x)} ({total} elements) into "
+                         f"[{', '.join(map(str, shape))}] ({new_total} elements)")
+    return TensorType(x.dtype, tuple(shape), weak=x.weak)
+
+
+define("reshape", _reshape_rule, lambda x, *, shape: np.reshape(x, shape))
+
+
+def _transpose_rule(env, x: TensorType, *, perm):
+    if sorted(perm) != list(range(x.rank)):
+        raise ShapeError(f"transpose: {list(perm)} is not a permutation of the {x.rank} axes of {fmt(env, x)}")
+    return TensorType(x.dtype, tuple(x.shape[p] for p in perm), weak=x.weak)
+
+
+define("transpose", _transpose_rule, lambda x, *, perm: np.transpose(x, perm))
+
+
+def _broadcast_to_rule(env, x: TensorType, *, shape):
+    if x.rank > len(shape):
+        raise ShapeError(f"cannot broadcast {fmt(env, x)} to a shape of lower rank [{', '.join(map(str, shape))}]")
+    out = broadcast_shapes(env, x.shape, shape)
+    for got, want in zip(out, shape):
+        if env.same(got, want) is False:
+            raise ShapeError(f"cannot broadcast {fmt(env, x)} to [{', '.join(map(str, shape))}]")
+    return TensorType(x.dtype, tuple(shape), weak=x.weak)
+
+
+define("broadcast_to", _broadcast_to_rule, lambda x, *, shape: np.broadcast_to(x, shape))
+
+
+def _concat_rule(env, *xs: TensorType, axis: int):
+    first = xs[0]
+    total: Dim = 0
+    for x in xs:
+        if x.rank != first.rank:
+            raise ShapeError(f"concat: operands have different ranks: {fmt(env, first)} and {fmt(env, x)}")
+        if x.dtype != first.dtype:
+            raise ShapeError(f"concat: dtype mismatch: {fmt(env, first)} and {fmt(env, x)}")
+        if not 0 <= axis < first.rank:
+            raise ShapeError(f"concat: axis {axis} is out of range for rank {first.rank}")
+        for i, (a, b) in enumerate(zip(first.shape, x.shape)):
+            if i != axis:
+                unify_dim(env, a, b, f"concat: shapes {fmt(env, first)} and {fmt(env, x)} differ on axis {i}")
+        total = dim_op("+", total, env.resolve(x.shape[axis]))
+    shape = tuple(total if i == axis else d for i, d in enumerate(first.shape))
+    return TensorType(first.dtype, shape, weak=all(x.weak for x in xs))
+
+
+define("concat", _concat_rule, lambda *xs, axis: np.concatenate(xs, axis=axis))
+
+
+def slice_length(start: Dim, stop: Dim, step: int) -> Dim:
+    if isinstance(start, int) and isinstance(stop, int):
+        return max(0, math.ceil((stop - start) / step))
+    span = dim_op("-", stop, start)
+    return span if step == 1 else dim_op("//", dim_op("+", span, step - 1 if step > 0 else step + 1), step)
+
+
+def _slice_rule(env, x: TensorType, *, starts, stops, steps):
+    shape = tuple(slice_length(a, b, s) for a, b, s in zip(starts, stops, steps))
+    return TensorType(x.dtype, shape, weak=x.weak)
+
+
+def _slice(x, *, starts, stops, steps):
+    return x[tuple(slice(a, b, s) for a, b, s in zip(starts, stops, steps))]
+
+
+define("slice", _slice_rule, _slice)
+
+
+def _pad_rule(env, x: TensorType, *, widths, value=0):
+    if len(widths) != x.rank:
+        raise ShapeError(f"pad: {len(widths)} (before, after) pairs for a tensor of rank {x.rank}")
+    shape = tuple(dim_op("+", dim_op("+", d, lo), hi) for d, (lo, hi) in zip(x.shape, widths))
+    return TensorType(x.dtype, shape, weak=x.weak)
+
+
+define("pad", _pad_rule, lambda x, *, widths, value=0: np.pad(x, widths, constant_values=value))
+
+
+def _index_rule(env, x: TensorType, i: TensorType, *, axis: int):
+    if i.dtype not in INTS or i.rank != 0:
+        raise ShapeError(f"an index must be an integer scalar, got {fmt(env, i)}")
+    return TensorType(x.dtype, x.shape[:axis] + x.shape[axis + 1:], weak=x.weak)
+
+
+def _index(x, i, *, axis):
+    n = x.shape[axis]
+    k = int(i)
+    if not -n <= k < n:
+        raise IndexError(f"index {k} is out of range for axis {axis} of size {n}")
+    return np.take(x, k, axis=axis)
+
+
+define("index", _index_rule, _index)
+
+
+def _gather_rule(env, x: TensorType, ids: TensorType, *, axis: int):
+    if ids.dtype not in INTS:
+        raise ShapeError(f"indices must be integers, got {fmt(env, ids)}")
+    return TensorType(x.dtype, x.shape[:axis] + ids.shape + x.shape[axis + 1:], weak=x.weak)
+
+
+def _gather(x, ids, *, axis):
+    n = x.shape[axis]
+    if ids.size and (ids.min() < -n or ids.max() >= n):
+        bad = ids.max() if ids.max() >= n else ids.min()
+        raise IndexError(f"index {bad} is out of range for axis {axis} of size {n}")
+    return np.take(x, ids, axis=axis)
+
+
+define("gather", _gather_rule, _gather)
+
+
+def _dimsize_rule(env, *, dim):
+    return TensorType("i64", ())
+
+
+define("dimsize", _dimsize_rule, lambda *, dim: np.asarray(dim, dtype=np.int64))
