@@ -66,6 +66,8 @@ def lower_call(lw, e: ast.Call, scope, binding: str | None) -> Any:
 def call_named(lw, name: str, args, kwargs, span: Span, binding: str | None, scope) -> Any:
     from .builtins import BUILTINS
     from .lower import INITIALIZERS
+    if any(_poisoned(v) for v, _ in args) or any(_poisoned(v) for _, v, _ in kwargs):
+        return Var(ERROR_TYPE)  # an argument already failed and was reported
     info = scope.fns.get(name)
     if info is not None:
         return call_fn(lw, info, args, kwargs, span, binding)
@@ -84,6 +86,12 @@ def call_named(lw, name: str, args, kwargs, span: Span, binding: str | None, sco
     return Var(ERROR_TYPE)
 
 
+def _poisoned(v: Any) -> bool:
+    if isinstance(v, Var):
+        return v.type.is_error
+    return isinstance(v, list) and any(_poisoned(x) for x in v)
+
+
 def call_fn(lw, info, args, kwargs, span: Span, binding: str | None) -> Any:
     from .lower import LayerFrame, Scope
     node: ast.FnDef = info.node
@@ -100,8 +108,8 @@ def call_fn(lw, info, args, kwargs, span: Span, binding: str | None) -> Any:
     if bound is None:
         return Var(ERROR_TYPE)
     inner = Scope(info.scope, kind=node.kind)
-    for p in node.params:
-        value = bound[p.name] if p.name in bound else lw.expr(p.default, info.scope)
+    for p in node.params:  # a default may use the parameters before it: stride=size
+        value = bound[p.name] if p.name in bound else lw.expr(p.default, inner)
         inner.names[p.name] = _binding(value, p.span)
     lw.fn_stack.append(node.name)
     lw.b.call_sites.append((node.name, span))

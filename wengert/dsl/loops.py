@@ -70,6 +70,18 @@ def _assigned(stmts, out: list[str]) -> list[str]:
     return out
 
 
+def _lookup_in_function(scope, name: str):
+    """Like scope.lookup, but names from outside the enclosing fn/layer are not carried by its loops."""
+    s = scope
+    while s is not None:
+        if name in s.names:
+            return s.names[name]
+        if s.kind in ("fn", "layer"):
+            return None
+        s = s.parent
+    return None
+
+
 def _bound(lw, v: Any, span) -> tuple[Any, Var | None]:
     """A loop bound: a static dim, or an integer scalar tensor known at run time."""
     if is_dim(v):
@@ -102,7 +114,7 @@ def lower_for(lw, s: ast.For, scope) -> None:
         if n == s.var:
             lw.b.error(s.span, f"the loop variable `{n}` cannot be assigned in the loop")
             return
-        b = scope.lookup(n)
+        b = _lookup_in_function(scope, n)
         if b is None:
             continue
         if b.kind in ("input", "param", "state", "arg"):

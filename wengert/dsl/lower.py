@@ -94,7 +94,9 @@ class Lowerer:
         self.loaded: dict[str, Scope] = {}
         self.memory_limit = memory_limit if memory_limit is not None else _physical_memory()
         self.scope = Scope()
-        self._load_stdlib(self.scope)
+        stdlib_scope = Scope()  # the standard library sees only functions, never the user's names
+        stdlib_scope.fns = self.scope.fns
+        self._load_stdlib(stdlib_scope)
 
     # ------------------------------------------------------------------ module
     def lower_module(self, module: ast.Module) -> Module:
@@ -103,8 +105,11 @@ class Lowerer:
         for stmt in module.stmts:
             self.stmt(stmt, self.scope, top=True)
         self.reporter.raise_if_failed()
+        main = Block(eqns=self.b.blocks[0].eqns)
+        from ..runtime.passes import eliminate_dead_code
+        eliminate_dead_code(main, [*self.values.values(), *self.hidden.values(), *(v for v, _ in self.updates.values())])
         return Module(self.source.path, self.source.text, self.seed, self.inputs, self.params, self.values,
-                      self.hidden, Block(eqns=self.b.blocks[0].eqns), self.updates, self.data, self.trains, self.dims,
+                      self.hidden, main, self.updates, self.data, self.trains, self.dims,
                       {n: f.node for n, f in self.scope.fns.items()}, list(self.reporter.diagnostics))
 
     def _load_stdlib(self, scope: Scope) -> None:

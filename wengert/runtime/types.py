@@ -43,14 +43,51 @@ _DIM_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: 
             "//": lambda a, b: a // b, "%": lambda a, b: a % b}
 
 
+def _factors(d: Dim) -> list[Dim]:
+    if isinstance(d, DimOp) and d.op == "*":
+        return _factors(d.a) + _factors(d.b)
+    return [d]
+
+
+def _product(factors: list[Dim]) -> Dim:
+    """A canonical product: the integer part folded and first, symbols in order."""
+    const = 1
+    rest: list[Dim] = []
+    for f in factors:
+        if isinstance(f, int):
+            const *= f
+        else:
+            rest.append(f)
+    out: Dim = const
+    for f in sorted(rest, key=str):
+        out = f if out == 1 else DimOp("*", out, f)
+    return out
+
+
 def dim_op(op: str, a: Dim, b: Dim) -> Dim:
-    """Arithmetic on dims, folded when both sides are known."""
+    """Arithmetic on dims, folded when both sides are known (and products simplified)."""
     if isinstance(a, int) and isinstance(b, int):
         return _DIM_OPS[op](a, b)
-    if op == "*" and (a == 1 or b == 1):
-        return b if a == 1 else a
+    if op == "*":
+        return _product(_factors(a) + _factors(b))
+    if op == "//":
+        num, den = _factors(a), _factors(b)
+        for f in [f for f in den if not isinstance(f, int)]:
+            if f in num:
+                num.remove(f)
+                den.remove(f)
+        n, d = _product(num), _product(den)
+        if d == 1:
+            return n
+        if isinstance(n, int) and isinstance(d, int):
+            return n // d
+        if isinstance(d, int) and isinstance(n, DimOp) and n.op == "*" and isinstance(n.a, int) and n.a % d == 0:
+            return _product([n.a // d] + _factors(n.b))
+        return DimOp("//", n, d)
     if op in "+-" and b == 0:
         return a
+    if op == "-" and a == b:
+        return 0
     return DimOp(op, a, b)
 
 
