@@ -40,6 +40,9 @@ class Diagnostic:
         return self.render()
 
 
+MAX_SHOWN = 120  # characters of a source line shown under a diagnostic
+
+
 def _render_one(span: Span | None, severity: str, message: str, file: str | None) -> str:
     if span is None:
         return f"{file or '<unknown>'}: {severity}: {message}"
@@ -48,9 +51,16 @@ def _render_one(span: Span | None, severity: str, message: str, file: str | None
     if not text and span.line > len(span.source.lines):
         return head
     width = max(1, (span.end_column - span.column) if span.end_line == span.line else len(text) - span.column + 1)
+    start = span.column - 1
+    if len(text) > MAX_SHOWN:  # show a window of a very long line around the span
+        lo = max(0, start - MAX_SHOWN // 2)
+        shown = text[lo: lo + MAX_SHOWN]
+        width = min(width, len(shown) - (start - lo))
+        text = ("..." if lo else "") + shown + ("..." if lo + MAX_SHOWN < len(text) else "")
+        start = start - lo + (3 if lo else 0)
     # Tabs in the prefix keep their width so the caret lines up under the span.
-    prefix = "".join(c if c == "\t" else " " for c in text[: span.column - 1])
-    return f"{head}\n    {text}\n    {prefix}{'^' * width}"
+    prefix = "".join(c if c == "\t" else " " for c in text[:start])
+    return f"{head}\n    {text}\n    {prefix}{'^' * max(1, width)}"
 
 
 class DiagnosticError(Exception):

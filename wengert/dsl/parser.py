@@ -147,7 +147,11 @@ def _syntax_error(source: Source, e: UnexpectedInput, newlines: Newlines) -> Dia
             return Diagnostic(span, f"`{value}` does not match `{opener.value}`").with_note(
                 _tok_span(source, opener), f"`{opener.value}` opened here")
     expected = _expected(set(getattr(e, "expected", ()) or ()))
-    return Diagnostic(span, f"unexpected {_describe(tok)}{expected}")
+    d = Diagnostic(span, f"unexpected {_describe(tok)}{expected}")
+    if newlines.open and newlines.open[-1].line < tok.line:
+        opener = newlines.open[-1]
+        d = d.with_note(_tok_span(source, opener), f"`{opener.value}` opened here is not closed")
+    return d
 
 
 _BINOPS = {"+", "-", "*", "/", "@", "%"}
