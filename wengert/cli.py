@@ -27,7 +27,6 @@ def main() -> None:
 def check(files: tuple[str, ...], show_ir: bool) -> None:
     """Parse and check FILES: one summary line each, or the diagnostics (exit status 2)."""
     from .dsl.lower import check_file
-    from .runtime.ir import format_block
     failed = False
     for path in files:
         try:

@@ -70,6 +70,7 @@ class Builder:
         if any(v.type.is_error for v in inputs):
             return Var(ERROR_TYPE)
         rule = primitives.get(prim).shape_rule
+        self.dims.current_span = span
         try:
             out = rule(self.dims, *(v.type for v in inputs), **params)
         except primitives.ShapeError as e:

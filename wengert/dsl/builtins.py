@@ -10,9 +10,8 @@ from typing import Any, Callable
 import attrs
 
 from ..runtime.ir import Var
-from ..runtime.types import ERROR_TYPE, FLOATS, INTS, DimOp, Sym, TensorType, dim_op
+from ..runtime.types import ERROR_TYPE, FLOATS, INTS, dim_op
 from .operators import binary, float_operand
-from .source import Span
 from .values import DType, FnRef, describe, is_dim
 
 
@@ -65,8 +64,9 @@ def _axes(lw, axis, rank: int, span) -> tuple[int, ...] | None:
 
 def _shape(lw, v, span) -> tuple | None:
     if isinstance(v, Var):
-        return _err(lw, span, "a shape must be a list of integers known when the program is checked, "
-                              "such as [dim(x, 0), 64]") and None
+        lw.b.error(span, "a shape must be a list of integers known when the program is checked, "
+                         "such as [dim(x, 0), 64]")
+        return None
     items = v if isinstance(v, list) else [v]
     if not all(is_dim(d) for d in items):
         lw.b.error(span, f"a shape must be a list of integers, got {describe(v)}")
@@ -528,9 +528,3 @@ def _scan(lw, span, f, init, xs, axis=1):
         return _err(lw, span, f"scan needs a function as its first argument, got {describe(f)}")
     return lower_scan(lw, f.name, init, xs, axis, span)
 
-
-def _unused(*_: Any) -> None:  # keep linters quiet about imported names used only in type positions
-    return None
-
-
-_unused(Span, Sym, DimOp, TensorType)

@@ -7,10 +7,10 @@ from typing import Any
 import attrs
 
 from ..runtime.ir import Block, Var
-from ..runtime.types import ERROR_TYPE, INTS, DimConflict, TensorType, promote
+from ..runtime.types import ERROR_TYPE, INTS, TensorType, promote
 from . import ast
 from .builder import control
-from .values import RangeVal, describe, is_dim
+from .values import describe, is_dim
 
 
 # ---------------------------------------------------------------- snapshots for re-lowering
@@ -253,9 +253,3 @@ def lower_if(lw, e: ast.IfElse, scope) -> Any:
         lw.b.pop()
     return control(lw.b, "if", [c], [t], {}, (tb, eb), e.span)[0]
 
-
-def _unused() -> None:
-    return None
-
-
-_unused.__doc__ = str((DimConflict, RangeVal))

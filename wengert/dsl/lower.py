@@ -14,8 +14,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ..runtime.ir import Block, DataSpec, Eqn, InputDecl, Initializer, Module, ParamDecl, TrainSpec, Var
-from ..runtime.types import DTYPES, ERROR_TYPE, ITEMSIZE, DimConflict, DimEnv, Sym, TensorType, dim_op, promote
+from ..runtime.ir import Block, DataSpec, InputDecl, Initializer, Module, ParamDecl, TrainSpec, Var
+from ..runtime.types import DTYPES, ERROR_TYPE, ITEMSIZE, DimConflict, DimEnv, TensorType, promote
 from . import ast
 from .builder import STDLIB_PREFIX, Builder
 from .diagnostics import DiagnosticError, Reporter, did_you_mean
@@ -273,8 +273,6 @@ class Lowerer:
 
     def bind(self, scope: Scope, name: str, value: Any, span: Span, kind: str = "value") -> bool:
         prev = scope.names.get(name)
-        if prev is None and scope.kind == "loop":
-            prev = None
         if prev is not None:
             where = f" (line {prev.span.line})" if prev.span is not None else ""
             self.b.error(span, f"`{name}` is already bound{where}; names are bound once per scope")

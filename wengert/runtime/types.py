@@ -162,6 +162,7 @@ class DimEnv:
     value: dict[str, int] = attrs.Factory(dict)
     bound_at: dict[str, object] = attrs.Factory(dict)  # root -> span of the binding
     declared_at: dict[str, object] = attrs.Factory(dict)
+    current_span: object = None  # the span of the expression being checked (set by the builder)
 
     def declare(self, name: str, span=None) -> Sym:
         if name not in self.parent:
@@ -201,7 +202,7 @@ class DimEnv:
                 return sym
             if isinstance(other, int):
                 self.value[sym.name] = other
-                self.bound_at[sym.name] = span
+                self.bound_at[sym.name] = span if span is not None else self.current_span
                 return other
             return other  # a derived dim: cannot decide statically, checked at run time
         return a  # two derived dims: checked at run time
@@ -214,6 +215,18 @@ class DimEnv:
         if isinstance(a, int) and isinstance(b, int):
             return False
         return None
+
+    def explain(self, dims) -> str:
+        """' (`n` is 3 since line 4)' for the symbols among dims that are bound to numbers."""
+        parts = []
+        for d in dims:
+            if isinstance(d, Sym):
+                root = self.find(d.name)
+                if root in self.value:
+                    where = self.bound_at.get(root)
+                    line = f" since line {where.line}" if where is not None and hasattr(where, "line") else ""
+                    parts.append(f"`{d.name}` is {self.value[root]}{line}")
+        return f" ({'; '.join(parts)})" if parts else ""
 
     def symbols_of(self, root: str) -> list[str]:
         return sorted(n for n in self.parent if self.find(n) == root)

@@ -22,9 +22,10 @@ def broadcast_shapes(env: DimEnv, *shapes: tuple[Dim, ...], what: str = "operand
             try:
                 result = env.unify(result, d)
             except DimConflict:
-                shown = " and ".join(_fmt_shape(env, s) for s in shapes)
+                shown = " and ".join("[" + ", ".join(map(str, s)) + "]" for s in shapes)
                 raise ShapeError(f"shapes {shown} cannot be broadcast together "
-                                 f"(axis {axis - rank}: {result} vs {d})") from None
+                                 f"(axis {axis - rank}: {result} vs {d})"
+                                 + env.explain([s[axis] for s in padded])) from None
         out.append(result)
     return tuple(out)
 
@@ -47,4 +48,4 @@ def unify_dim(env: DimEnv, a: Dim, b: Dim, message: str) -> Dim:
     try:
         return env.unify(a, b)
     except DimConflict:
-        raise ShapeError(message) from None
+        raise ShapeError(message + env.explain([a, b])) from None

@@ -1,7 +1,6 @@
 """Elementwise primitives: unary math, binary arithmetic, comparisons, logic, where, cast."""
 from __future__ import annotations
 
-import attrs
 import numpy as np
 
 from ..types import FLOATS, NUMPY_DTYPE, TensorType
