@@ -21,10 +21,20 @@ class Primitive:
     shape_rule: Callable[..., Any]  # (env, *types, **params) -> TensorType | tuple[TensorType, ...]
     impl: Callable[..., Any] | None = None  # NumPy kernel: (*arrays, **params) -> array(s)
     needs_context: bool = False  # impl takes the evaluation context first (random streams, training)
-    multiple_results: bool = False
+    # Forward mode: (primals, batched tangents or None, out, **params) -> batched tangent or None.
+    jvp: Callable[..., Any] | None = None
+    # Reverse mode: (cotangent, out, *operands, **params) -> one cotangent (or None) per operand,
+    # written with runtime.ops helpers so that dual numbers flow through (Hessian-vector products).
+    vjp: Callable[..., Any] | None = None
+    differentiable: bool = True  # False: outputs carry no derivative (comparisons, argmax, random)
 
 
 REGISTRY: dict[str, Primitive] = {}
+
+
+def rules(name: str, jvp: Callable | None = None, vjp: Callable | None = None) -> None:
+    """Register the derivative rules of a primitive beside its definition."""
+    REGISTRY[name].jvp, REGISTRY[name].vjp = jvp, vjp
 
 
 def define(name: str, shape_rule: Callable, impl: Callable | None = None, **kw: Any) -> Primitive:

@@ -26,3 +26,56 @@ def _matmul_rule(env, a: TensorType, b: TensorType):
 
 
 define("matmul", _matmul_rule, np.matmul)
+
+
+# ---------------------------------------------------------------- derivative rules
+from .. import ops  # noqa: E402
+from . import rules  # noqa: E402
+
+
+def _as_matrices(a, b):
+    """Promote 1-D operands as numpy.matmul does, returning how to undo it."""
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    return a2, b2
+
+
+def _matmul_jvp(primals, tangents, out):
+    a, b = primals
+    ta, tb = tangents
+    a2, b2 = _as_matrices(a, b)
+    result = None
+    if ta is not None:
+        ta2 = ta[:, None, :] if a.ndim == 1 else ta
+        result = np.matmul(ta2, b2)
+    if tb is not None:
+        tb2 = tb[:, :, None] if b.ndim == 1 else tb
+        term = np.matmul(a2, tb2)
+        result = term if result is None else result + term
+    if a.ndim == 1:
+        result = result[..., 0, :]
+    if b.ndim == 1:
+        result = result[..., 0]
+    return np.broadcast_to(result, (result.shape[0],) + out.shape)
+
+
+def _matmul_vjp(g, out, a, b):
+    pa, pb = ops.primal(a), ops.primal(b)
+    a2 = ops.bind("reshape", a, shape=(1,) + pa.shape) if pa.ndim == 1 else a
+    b2 = ops.bind("reshape", b, shape=pb.shape + (1,)) if pb.ndim == 1 else b
+    g_shape = ops.primal(g).shape
+    if pa.ndim == 1:
+        g_shape = g_shape[:-1] + (1,) + g_shape[-1:] if pb.ndim > 1 else g_shape + (1,)
+    if pb.ndim == 1:
+        g_shape = g_shape + (1,)
+    g2 = ops.bind("reshape", g, shape=g_shape)
+
+    def swap(v):
+        r = ops.primal(v).ndim
+        return ops.bind("transpose", v, perm=tuple(range(r - 2)) + (r - 1, r - 2))
+    ga = ops.unbroadcast(ops.bind("matmul", g2, swap(b2)), ops.primal(a2).shape)
+    gb = ops.unbroadcast(ops.bind("matmul", swap(a2), g2), ops.primal(b2).shape)
+    return ops.bind("reshape", ga, shape=pa.shape), ops.bind("reshape", gb, shape=pb.shape)
+
+
+rules("matmul", _matmul_jvp, _matmul_vjp)

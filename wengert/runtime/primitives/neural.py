@@ -74,3 +74,134 @@ def _windows(x, size, stride):
 
 define("maxpool2d", _pool_rule, lambda x, *, size, stride: _windows(x, size, stride).max(axis=(4, 5)))
 define("avgpool2d", _pool_rule, lambda x, *, size, stride: _windows(x, size, stride).mean(axis=(4, 5)))
+
+
+# ---------------------------------------------------------------- derivative rules
+from .. import ops  # noqa: E402
+from . import rules  # noqa: E402
+
+
+def _padded(x, kh, kw, stride, padding):
+    if padding != "same":
+        return x, (0, 0), (0, 0)
+    ph, pw = same_padding(x.shape[1], kh, stride[0]), same_padding(x.shape[2], kw, stride[1])
+    return np.pad(x, ((0, 0), ph, pw, (0, 0))), ph, pw
+
+
+def _input_grad(g, w, *, x_shape, stride, padding):
+    """d conv2d / d x: each kernel tap spreads the output cotangent back over the input."""
+    kh, kw = w.shape[:2]
+    (sh, sw), (oh, ow) = stride, g.shape[1:3]
+    _, ph, pw = _padded(np.empty((1,) + tuple(x_shape[1:3]) + (1,), dtype=g.dtype), kh, kw, stride, padding)
+    hp, wp = x_shape[1] + ph[0] + ph[1], x_shape[2] + pw[0] + pw[1]
+    gp = np.zeros((x_shape[0], hp, wp, x_shape[3]), dtype=g.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            gp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += g @ w[i, j].T
+    return gp[:, ph[0]:ph[0] + x_shape[1], pw[0]:pw[0] + x_shape[2], :]
+
+
+def _filter_grad(x, g, *, w_shape, stride, padding):
+    kh, kw = w_shape[:2]
+    xp, _, _ = _padded(x, kh, kw, stride, padding)
+    win = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::stride[0], ::stride[1]]
+    return np.einsum("nhwcij,nhwo->ijco", win, g, optimize=True)
+
+
+define("conv2d_input_grad", lambda env, g, w, **_: g, _input_grad)
+define("conv2d_filter_grad", lambda env, x, g, **_: x, _filter_grad)
+
+
+def _per_direction(fn, batched, *rest, **params):
+    return np.stack([fn(batched[k], *rest, **params) for k in range(batched.shape[0])])
+
+
+def _bilinear_jvp(fn):
+    """JVP of a function linear in each of its two array arguments."""
+    def jvp(primals, tangents, out, **params):
+        a, b = primals
+        ta, tb = tangents
+        result = None
+        if ta is not None:
+            result = np.stack([fn(ta[k], b, **params) for k in range(ta.shape[0])])
+        if tb is not None:
+            term = np.stack([fn(a, tb[k], **params) for k in range(tb.shape[0])])
+            result = term if result is None else result + term
+        return result
+    return jvp
+
+
+rules("conv2d_input_grad", _bilinear_jvp(_input_grad), None)
+rules("conv2d_filter_grad", _bilinear_jvp(_filter_grad), None)
+rules("conv2d", _bilinear_jvp(_conv2d),
+      lambda g, out, x, w, *, stride, padding: (
+          ops.bind("conv2d_input_grad", g, w, x_shape=ops.primal(x).shape, stride=stride, padding=padding),
+          ops.bind("conv2d_filter_grad", x, g, w_shape=ops.primal(w).shape, stride=stride, padding=padding)))
+
+
+def _max_weights(x, out, size, stride):
+    """Per window, 1/ties at the positions holding the max (ties share the derivative)."""
+    win = _windows(x, size, stride)
+    hit = (win == out[..., None, None]).astype(x.dtype)
+    return hit / hit.sum(axis=(4, 5), keepdims=True)
+
+
+def _spread(weights_times_g, x_shape, size, stride):
+    """Add window-shaped contributions (N, OH, OW, C, kh, kw) back onto the input grid."""
+    gx = np.zeros(x_shape, dtype=weights_times_g.dtype)
+    oh, ow = weights_times_g.shape[1:3]
+    for i in range(size[0]):
+        for j in range(size[1]):
+            gx[:, i:i + stride[0] * (oh - 1) + 1:stride[0], j:j + stride[1] * (ow - 1) + 1:stride[1], :] += \
+                weights_times_g[..., i, j]
+    return gx
+
+
+def _maxpool_grad(x, out, g, *, size, stride):
+    return _spread(_max_weights(x, out, size, stride) * g[..., None, None], x.shape, size, stride)
+
+
+def _avgpool_grad(g, *, x_shape, size, stride):
+    w = np.full(tuple(size), 1.0 / (size[0] * size[1]), dtype=g.dtype)
+    return _spread(g[..., None, None] * w, x_shape, size, stride)
+
+
+define("maxpool2d_grad", lambda env, x, out, g, **_: x, _maxpool_grad)
+define("avgpool2d_grad", lambda env, g, **_: g, _avgpool_grad)
+
+
+def _maxpool_jvp(primals, tangents, out, *, size, stride):
+    (x,), (t,) = primals, tangents
+    if t is None:
+        return None
+    w = _max_weights(x, out, size, stride)
+    return np.stack([(_windows(t[k], size, stride) * w).sum(axis=(4, 5)) for k in range(t.shape[0])])
+
+
+def _avgpool_jvp(primals, tangents, out, *, size, stride):
+    t = tangents[0]
+    return None if t is None else np.stack([_windows(t[k], size, stride).mean(axis=(4, 5)) for k in range(len(t))])
+
+
+rules("maxpool2d", _maxpool_jvp, lambda g, out, x, *, size, stride: (
+    ops.bind("maxpool2d_grad", ops.primal(x), ops.primal(out), g, size=size, stride=stride),))
+rules("avgpool2d", _avgpool_jvp, lambda g, out, x, *, size, stride: (
+    ops.bind("avgpool2d_grad", g, x_shape=ops.primal(x).shape, size=size, stride=stride),))
+
+
+def _maxpool_grad_jvp(primals, tangents, out, *, size, stride):
+    x, o, g = primals
+    tg = tangents[2]
+    return None if tg is None else np.stack([_maxpool_grad(x, o, tg[k], size=size, stride=stride)
+                                              for k in range(len(tg))])
+
+
+def _avgpool_grad_jvp(primals, tangents, out, *, x_shape, size, stride):
+    t = tangents[0]
+    return None if t is None else np.stack([_avgpool_grad(t[k], x_shape=x_shape, size=size, stride=stride)
+                                             for k in range(len(t))])
+
+
+rules("maxpool2d_grad", _maxpool_grad_jvp, None)
+rules("avgpool2d_grad", _avgpool_grad_jvp, None)
+

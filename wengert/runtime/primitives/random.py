@@ -34,3 +34,10 @@ define("random_normal", _draw_rule, _normal, needs_context=True)
 define("random_uniform", _draw_rule, _uniform, needs_context=True)
 define("random_bernoulli", _draw_rule, _bernoulli, needs_context=True)
 define("training", lambda env: TensorType("bool", ()), lambda ctx: np.asarray(ctx.training), needs_context=True)
+
+
+from . import REGISTRY, rules  # noqa: E402
+
+for _name in ("random_normal", "random_uniform", "random_bernoulli", "training"):
+    REGISTRY[_name].differentiable = False
+    rules(_name, lambda p, t, out, **_: None, lambda g, out, *xs, **_: tuple(None for _ in xs))

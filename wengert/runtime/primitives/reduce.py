@@ -40,3 +40,67 @@ def _argmax(x, *, axes, keepdims=False):
 
 
 define("argmax", _reduce_rule("arg"), _argmax)
+
+
+# ---------------------------------------------------------------- derivative rules
+from .. import ops  # noqa: E402
+from . import REGISTRY, rules  # noqa: E402
+
+
+def _shifted(axes):
+    return tuple(a + 1 for a in axes)
+
+
+def _sum_jvp(primals, tangents, out, *, axes, keepdims=False):
+    t = tangents[0]
+    return None if t is None else t.sum(axis=_shifted(axes), keepdims=keepdims)
+
+
+def _sum_vjp(g, out, x, *, axes, keepdims=False):
+    return (ops.keep_reduced(g, ops.primal(x).shape, axes, keepdims),)
+
+
+rules("reduce_sum", _sum_jvp, _sum_vjp)
+
+
+def _ties(x, out, axes):
+    """Where x attains the max/min of its window, weighted so ties share equally."""
+    hit = (x == np.expand_dims(out, axes) if out.ndim < x.ndim else x == out).astype(x.dtype)
+    return hit / hit.sum(axis=axes, keepdims=True)
+
+
+def _extreme_jvp(primals, tangents, out, *, axes, keepdims=False):
+    (x,), (t,) = primals, tangents
+    if t is None:
+        return None
+    w = _ties(x, out if keepdims else np.expand_dims(out, axes), axes)
+    return (t * w).sum(axis=_shifted(axes), keepdims=keepdims)
+
+
+def _extreme_vjp(g, out, x, *, axes, keepdims=False):
+    px, po = ops.primal(x), ops.primal(out)
+    w = _ties(px, po if keepdims else np.expand_dims(po, axes), axes)
+    return (ops.mul(ops.keep_reduced(g, px.shape, axes, keepdims), w),)
+
+
+rules("reduce_max", _extreme_jvp, _extreme_vjp)
+rules("reduce_min", _extreme_jvp, _extreme_vjp)
+
+
+def _prod_jvp(primals, tangents, out, *, axes, keepdims=False):
+    (x,), (t,) = primals, tangents
+    if t is None:
+        return None
+    others = np.prod(x, axis=axes, keepdims=True) / x
+    return (t * others).sum(axis=_shifted(axes), keepdims=keepdims)
+
+
+def _prod_vjp(g, out, x, *, axes, keepdims=False):
+    shape = ops.primal(x).shape
+    whole = ops.keep_reduced(ops.mul(g, out), shape, axes, keepdims)
+    return (ops.div(whole, x),)
+
+
+rules("reduce_prod", _prod_jvp, _prod_vjp)
+REGISTRY["argmax"].differentiable = False
+rules("argmax", lambda p, t, out, **_: None, lambda g, out, x, **_: (None,))

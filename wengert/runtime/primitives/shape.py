@@ -180,3 +180,167 @@ def _dimsize_rule(env, *, dim):
 
 
 define("dimsize", _dimsize_rule, lambda *, dim: np.asarray(dim, dtype=np.int64))
+
+
+# ---------------------------------------------------------------- derivative rules
+from .. import ops  # noqa: E402
+from ..ops import lift  # noqa: E402
+from . import REGISTRY, rules  # noqa: E402
+
+for _name in ("fill", "iota", "dimsize"):
+    REGISTRY[_name].differentiable = False
+    rules(_name, lambda p, t, out, **_: None, lambda g, out, **_: ())
+
+
+def _reshape_jvp(primals, tangents, out, *, shape):
+    t = tangents[0]
+    return None if t is None else t.reshape((t.shape[0],) + out.shape)
+
+
+rules("reshape", _reshape_jvp, lambda g, out, x, *, shape: (ops.bind("reshape", g, shape=ops.primal(x).shape),))
+
+
+def _transpose_jvp(primals, tangents, out, *, perm):
+    t = tangents[0]
+    return None if t is None else t.transpose((0,) + tuple(p + 1 for p in perm))
+
+
+def _transpose_vjp(g, out, x, *, perm):
+    return (ops.bind("transpose", g, perm=tuple(np.argsort(perm))),)
+
+
+rules("transpose", _transpose_jvp, _transpose_vjp)
+
+
+def _broadcast_jvp(primals, tangents, out, *, shape):
+    t = tangents[0]
+    return None if t is None else np.broadcast_to(lift(t, len(shape)), (t.shape[0],) + tuple(shape))
+
+
+rules("broadcast_to", _broadcast_jvp, lambda g, out, x, *, shape: (ops.unbroadcast(g, ops.primal(x).shape),))
+
+
+def _concat_jvp(primals, tangents, out, *, axis):
+    if all(t is None for t in tangents):
+        return None
+    b = ops.batch_of(tangents)
+    parts = [t if t is not None else np.zeros((b,) + p.shape, dtype=out.dtype) for p, t in zip(primals, tangents)]
+    return np.concatenate(parts, axis=axis + 1)
+
+
+def _concat_vjp(g, out, *xs, axis):
+    grads, start = [], 0
+    rank = ops.primal(out).ndim
+    for x in xs:
+        n = ops.primal(x).shape[axis]
+        starts = tuple(start if i == axis else 0 for i in range(rank))
+        stops = tuple(start + n if i == axis else d for i, d in enumerate(ops.primal(out).shape))
+        grads.append(ops.bind("slice", g, starts=starts, stops=stops, steps=(1,) * rank))
+        start += n
+    return tuple(grads)
+
+
+rules("concat", _concat_jvp, _concat_vjp)
+
+
+def _slice_jvp(primals, tangents, out, *, starts, stops, steps):
+    t = tangents[0]
+    return None if t is None else t[(slice(None),) + tuple(slice(a, b, s) for a, b, s in zip(starts, stops, steps))]
+
+
+def _slice_vjp(g, out, x, *, starts, stops, steps):
+    return (ops.bind("unslice", g, shape=ops.primal(x).shape, starts=starts, stops=stops, steps=steps),)
+
+
+rules("slice", _slice_jvp, _slice_vjp)
+
+
+def _unslice(g, *, shape, starts, stops, steps):
+    """The transpose of slice: g placed into zeros of `shape`."""
+    out = np.zeros(shape, dtype=g.dtype)
+    out[tuple(slice(a, b, s) for a, b, s in zip(starts, stops, steps))] = g
+    return out
+
+
+define("unslice", lambda env, g, **_: g, _unslice)
+
+
+def _unslice_jvp(primals, tangents, out, *, shape, starts, stops, steps):
+    t = tangents[0]
+    if t is None:
+        return None
+    res = np.zeros((t.shape[0],) + tuple(shape), dtype=t.dtype)
+    res[(slice(None),) + tuple(slice(a, b, s) for a, b, s in zip(starts, stops, steps))] = t
+    return res
+
+
+rules("unslice", _unslice_jvp,
+      lambda g, out, x, *, shape, starts, stops, steps: (ops.bind("slice", g, starts=starts, stops=stops,
+                                                                   steps=steps),))
+
+
+def _pad_jvp(primals, tangents, out, *, widths, value=0):
+    t = tangents[0]
+    return None if t is None else np.pad(t, ((0, 0),) + tuple(widths))
+
+
+def _pad_vjp(g, out, x, *, widths, value=0):
+    shape = ops.primal(x).shape
+    return (ops.bind("slice", g, starts=tuple(lo for lo, _ in widths),
+                     stops=tuple(lo + d for (lo, _), d in zip(widths, shape)), steps=(1,) * len(shape)),)
+
+
+rules("pad", _pad_jvp, _pad_vjp)
+
+
+def _index_jvp(primals, tangents, out, *, axis):
+    t = tangents[0]
+    return None if t is None else np.take(t, int(primals[1]), axis=axis + 1)
+
+
+def _index_vjp(g, out, x, i, *, axis):
+    return ops.bind("scatter", g, ops.primal(i), shape=ops.primal(x).shape, axis=axis, scalar=True), None
+
+
+rules("index", _index_jvp, _index_vjp)
+
+
+def _gather_jvp(primals, tangents, out, *, axis):
+    t = tangents[0]
+    return None if t is None else np.take(t, primals[1], axis=axis + 1)
+
+
+def _gather_vjp(g, out, x, ids, *, axis):
+    return ops.bind("scatter", g, ops.primal(ids), shape=ops.primal(x).shape, axis=axis, scalar=False), None
+
+
+rules("gather", _gather_jvp, _gather_vjp)
+
+
+def _scatter(g, ids, *, shape, axis, scalar):
+    """The transpose of index/gather: rows of g added at ids along axis (repeats accumulate)."""
+    out = np.zeros(shape, dtype=g.dtype)
+    moved = np.moveaxis(out, axis, 0)
+    if scalar:
+        moved[int(ids)] += g
+    else:
+        rows = np.moveaxis(g, tuple(range(axis, axis + ids.ndim)), tuple(range(ids.ndim)))
+        np.add.at(moved, ids, rows)
+    return out
+
+
+define("scatter", lambda env, g, ids, **_: g, _scatter)
+
+
+def _scatter_jvp(primals, tangents, out, *, shape, axis, scalar):
+    t = tangents[0]
+    if t is None:
+        return None
+    return np.stack([_scatter(t[k], primals[1], shape=shape, axis=axis, scalar=scalar) for k in range(t.shape[0])])
+
+
+def _scatter_vjp(g, out, src, ids, *, shape, axis, scalar):
+    return ops.bind("index" if scalar else "gather", g, ops.primal(ids), axis=axis), None
+
+
+rules("scatter", _scatter_jvp, _scatter_vjp)

@@ -1,0 +1,304 @@
+"""The Python API: load a program, run it, differentiate it, look at its trace."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from .dsl.lower import check_file, lower_source
+from .dsl.source import Source
+from .runtime.autodiff import backward
+from .runtime.executor import Context, Evaluation, EvaluationError, free_vars
+from .runtime.init import initial_value
+from .runtime.ir import Module, Var
+from .runtime.ops import Dual, primal
+from .runtime.trace import Trace
+from .runtime.types import FLOATS, INTS, NUMPY_DTYPE, Sym, format_type
+
+DEVICES = ("cpu",)
+
+
+class FeedError(DiagnosticError):
+    """A value fed to an input does not fit its declaration."""
+
+
+def load(path: str | Path, device: str = "cpu") -> "Program":
+    return Program(check_file(path), device)
+
+
+def compile(source: str, device: str = "cpu", path: str = "<string>") -> "Program":  # noqa: A001
+    return Program(lower_source(Source(path, source)), device)
+
+
+class Program:
+    def __init__(self, module: Module, device: str = "cpu"):
+        if device not in DEVICES:
+            raise DiagnosticError([Diagnostic.plain(module.path, f"unknown device `{device}`; available: "
+                                                                 + ", ".join(DEVICES))])
+        self.module = module
+        self.device = device
+        self._store: dict[str, np.ndarray] = {}
+        for name, decl in module.params.items():
+            shape = tuple(module.dims.resolve_shape(decl.type.shape))
+            self._store[name] = initial_value(decl, shape, module.seed)
+        self._rng = np.random.default_rng(module.seed)
+        self.replay_seed: int | None = None  # when set, every evaluation draws the same random numbers
+
+    # ---------------------------------------------------------------- params
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Copies of the params and state, by name."""
+        return {k: v.copy() for k, v in self._store.items()}
+
+    def set_params(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            if name not in self._store:
+                raise self._unknown(name, self._store, "param or state")
+            want = self._store[name]
+            arr = np.asarray(value)
+            try:
+                arr = np.broadcast_to(arr, want.shape) if arr.shape != want.shape and arr.size == 1 else arr
+            except ValueError:
+                pass
+            if arr.shape != want.shape:
+                decl = self.module.params[name]
+                raise FeedError([Diagnostic(decl.span, f"`{name}` is {format_type(decl.type.dtype, want.shape)}, "
+                                                       f"but the value given has shape {list(arr.shape)}")])
+            self._store[name] = np.array(arr, dtype=want.dtype)
+
+    # ---------------------------------------------------------------- running
+    def run(self, name: str | list[str], **inputs: Any) -> Any:
+        names = [name] if isinstance(name, str) else list(name)
+        evaluation, outs = self._evaluate(names, inputs, record=False)
+        values = {n: np.array(primal(v)) for n, v in zip(names, outs)}
+        return values[names[0]] if isinstance(name, str) else values
+
+    def trace(self, of: str, **inputs: Any) -> Trace:
+        evaluation, _ = self._evaluate([of], inputs, record=True)
+        return evaluation.trace
+
+    def trace_with_derivatives(self, of: str, inputs: dict[str, Any], adjoints: bool = False,
+                               tangents: dict[str, Any] | None = None, wrt: Iterable[str] | None = None) -> Trace:
+        """A trace whose entries also carry adjoints (reverse mode, w.r.t. `wrt` or every float
+        root) and/or tangents (forward mode along the given directions)."""
+        seeds = {n: np.asarray(t, dtype=self._root_value(n, inputs).dtype).reshape(
+            (1,) + self._root_value(n, inputs).shape) for n, t in (tangents or {}).items()}
+        if wrt is None:
+            wrt = [n for n, d in list(self.module.inputs.items()) + list(self.module.params.items())
+                   if d.var.type.dtype in FLOATS and (n in inputs or n in self.module.params)]
+        evaluation, (out,) = self._evaluate([of], inputs, record=True, active=list(wrt) if adjoints else [],
+                                            tangents=seeds)
+        for entry in evaluation.trace.entries:
+            if isinstance(entry.value, Dual):
+                entry.tangent = entry.value.tangent
+        if adjoints:
+            self._require_scalar(of, primal(out))
+            backward(evaluation.trace, evaluation.entry_of[self._var(of).id])
+        return evaluation.trace
+
+    # ---------------------------------------------------------------- derivatives
+    def grad(self, of: str, wrt: Iterable[str] | None = None, mode: str = "reverse", **inputs: Any
+             ) -> dict[str, np.ndarray]:
+        wrt = self._wrt(wrt)
+        if mode == "reverse":
+            return self.vjp(of, None, wrt, **inputs)
+        if mode != "forward":
+            raise ValueError(f'mode must be "reverse" or "forward", got {mode!r}')
+        # Forward mode: all directions at once, one identity block per root.
+        sizes = [self._root_value(n, inputs).size for n in wrt]
+        total, offset, seeds = sum(sizes), 0, {}
+        for n, size in zip(wrt, sizes):
+            value = self._root_value(n, inputs)
+            t = np.zeros((total, size), dtype=value.dtype)
+            t[offset:offset + size] = np.eye(size, dtype=value.dtype)
+            seeds[n] = t.reshape((total,) + value.shape)
+            offset += size
+        _, (out,) = self._evaluate([of], inputs, record=False, tangents=seeds)
+        self._require_scalar(of, primal(out))
+        flat = out.tangent.reshape(total) if isinstance(out, Dual) else np.zeros(total)
+        result, offset = {}, 0
+        for n, size in zip(wrt, sizes):
+            result[n] = flat[offset:offset + size].reshape(self._root_value(n, inputs).shape).copy()
+            offset += size
+        return result
+
+    def jvp(self, of: str, tangents: dict[str, Any], **inputs: Any) -> tuple[np.ndarray, np.ndarray]:
+        seeds = {}
+        for n, t in tangents.items():
+            value = self._root_value(n, inputs)
+            seeds[n] = np.asarray(t, dtype=value.dtype).reshape((1,) + value.shape)
+        _, (out,) = self._evaluate([of], inputs, record=False, tangents=seeds)
+        value = np.array(primal(out))
+        return value, (out.tangent[0].copy() if isinstance(out, Dual) else np.zeros_like(value))
+
+    def vjp(self, of: str, cotangent: Any, wrt: Iterable[str] | None = None, **inputs: Any) -> dict[str, np.ndarray]:
+        wrt = self._wrt(wrt)
+        evaluation, (out,) = self._evaluate([of], inputs, record=True, active=wrt)
+        if cotangent is None:
+            self._require_scalar(of, primal(out))
+        else:
+            cotangent = np.asarray(cotangent, dtype=np.asarray(primal(out)).dtype).reshape(np.shape(primal(out)))
+        trace = evaluation.trace
+        backward(trace, evaluation.entry_of[self._var(of).id], cotangent)
+        return {n: self._adjoint(evaluation, n, inputs) for n in wrt}
+
+    def hvp(self, of: str, wrt: Iterable[str] | None = None, vector: dict[str, Any] | None = None, **inputs: Any
+            ) -> dict[str, np.ndarray]:
+        """Hessian-vector product by forward-over-reverse."""
+        wrt = self._wrt(wrt)
+        vector = vector or {}
+        seeds = {n: np.asarray(vector[n], dtype=self._root_value(n, inputs).dtype).reshape(
+            (1,) + self._root_value(n, inputs).shape) for n in wrt if n in vector}
+        evaluation, (out,) = self._evaluate([of], inputs, record=True, active=wrt, tangents=seeds)
+        self._require_scalar(of, primal(out))
+        backward(evaluation.trace, evaluation.entry_of[self._var(of).id])
+        result = {}
+        for n in wrt:
+            entry = self._root_entry(evaluation, n)
+            adj = entry.adjoint if entry is not None else None
+            value = self._root_value(n, inputs)
+            result[n] = np.array(adj.tangent[0]) if isinstance(adj, Dual) and adj.tangent is not None \
+                else np.zeros_like(value)
+        return result
+
+    # ---------------------------------------------------------------- internals
+    def _var(self, name: str) -> Var:
+        m = self.module
+        if name in m.values:
+            return m.values[name]
+        if name in m.hidden:
+            return m.hidden[name]
+        if name in m.inputs:
+            return m.inputs[name].var
+        if name in m.params:
+            return m.params[name].var
+        raise self._unknown(name, list(m.values) + list(m.inputs) + list(m.params), "value")
+
+    def _unknown(self, name: str, candidates, what: str) -> DiagnosticError:
+        return DiagnosticError([Diagnostic.plain(self.module.path, f"unknown {what} `{name}`"
+                                                 + did_you_mean(name, candidates))])
+
+    def _wrt(self, wrt: Iterable[str] | None) -> list[str]:
+        if wrt is None:
+            return [n for n, p in self.module.params.items() if p.kind == "param"]
+        names = [wrt] if isinstance(wrt, str) else list(wrt)
+        for n in names:
+            if n not in self.module.params and n not in self.module.inputs:
+                raise self._unknown(n, list(self.module.params) + list(self.module.inputs), "param, state or input")
+            decl = self.module.params.get(n) or self.module.inputs.get(n)
+            if decl.var.type.dtype not in FLOATS:
+                raise DiagnosticError([Diagnostic(decl.span, f"cannot differentiate with respect to `{n}`: "
+                                                              f"it is {decl.var.type.dtype}, not a float")])
+        return names
+
+    def _root_value(self, name: str, inputs: dict[str, Any]) -> np.ndarray:
+        if name in self._store:
+            return self._store[name]
+        decl = self.module.inputs[name]
+        if name not in inputs:
+            raise FeedError([Diagnostic(decl.span, f"input `{name}` is needed but was not given")])
+        return self._convert(name, inputs[name])
+
+    def _root_entry(self, evaluation: Evaluation, name: str):
+        var = self.module.params[name].var if name in self.module.params else self.module.inputs[name].var
+        index = evaluation.entry_of.get(var.id)
+        return evaluation.trace.entries[index] if index is not None else None
+
+    def _adjoint(self, evaluation: Evaluation, name: str, inputs) -> np.ndarray:
+        entry = self._root_entry(evaluation, name)
+        value = self._root_value(name, inputs)
+        if entry is None or entry.adjoint is None:
+            return np.zeros_like(value)
+        return np.array(primal(entry.adjoint), dtype=value.dtype).reshape(value.shape)
+
+    def _require_scalar(self, of: str, value: Any) -> None:
+        if np.size(value) != 1:
+            raise DiagnosticError([Diagnostic.plain(self.module.path, f"`{of}` has shape {list(np.shape(value))}; "
+                                                    "a gradient needs a scalar (reduce it with mean or sum, or "
+                                                    "use vjp with a cotangent)")])
+
+    def _convert(self, name: str, value: Any) -> np.ndarray:
+        decl = self.module.inputs[name]
+        t = decl.var.type
+        arr = np.asarray(value)
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise FeedError([Diagnostic(decl.span, f"input `{name}` needs numbers, got {arr.dtype} data")])
+        if t.dtype in INTS and arr.dtype.kind == "f" and not np.all(np.mod(arr, 1) == 0):
+            raise FeedError([Diagnostic(decl.span, f"input `{name}` is {t.dtype}, but the value fed has "
+                                                   f"non-integer {arr.dtype} entries")])
+        return np.asarray(arr, dtype=NUMPY_DTYPE[t.dtype])
+
+    def _bind_dims(self, fed: dict[str, np.ndarray]) -> dict[str, int]:
+        dims = self.module.dims
+        bindings: dict[str, int] = {}
+        where: dict[str, str] = {}
+        for name, arr in fed.items():
+            decl = self.module.inputs[name]
+            declared = dims.resolve_shape(decl.var.type.shape)
+            shown = format_type(decl.var.type.dtype, decl.var.type.shape)
+
+            def fail(message: str) -> FeedError:
+                return FeedError([Diagnostic(decl.span, f"input `{name}` is declared {shown} but was fed shape "
+                                                        f"{list(arr.shape)}: {message}")])
+            if arr.ndim != len(declared):
+                raise fail(f"rank {arr.ndim} instead of {len(declared)}")
+            for axis, (d, n) in enumerate(zip(declared, arr.shape)):
+                if isinstance(d, int):
+                    if d != n:
+                        raise fail(f"dim {axis} is {n}, expected {d}")
+                elif isinstance(d, Sym):
+                    sym = decl.var.type.shape[axis]
+                    if d.name in bindings and bindings[d.name] != n:
+                        raise fail(f"symbolic dim `{sym}` is {n} here but {bindings[d.name]} in input "
+                                   f"`{where[d.name]}`")
+                    bindings[d.name] = n
+                    where[d.name] = name
+        return bindings
+
+    def _evaluate(self, names: list[str], inputs: dict[str, Any], record: bool, active: list[str] = (),
+                  tangents: dict[str, np.ndarray] | None = None, training: bool = False,
+                  rng: np.random.Generator | None = None) -> tuple[Evaluation, list[Any]]:
+        outputs = [self._var(n) for n in names]
+        unknown = [k for k in inputs if k not in self.module.inputs]
+        if unknown:
+            raise self._unknown(unknown[0], self.module.inputs, "input")
+        needed = self._needed_inputs(outputs)
+        fed = {n: self._root_value(n, inputs) for n in needed}
+        for n in inputs:
+            fed.setdefault(n, self._convert(n, inputs[n]))
+        bindings = self._bind_dims(fed)
+        tangents = tangents or {}
+        roots: dict[int, tuple[str, str, Any]] = {}
+        for n, decl in self.module.inputs.items():
+            if n in fed:
+                roots[decl.var.id] = ("input", n, _with_tangent(fed[n], tangents.get(n)))
+        for n, decl in self.module.params.items():
+            roots[decl.var.id] = (decl.kind, n, _with_tangent(self._store[n], tangents.get(n)))
+        active_ids = {self._var(n).id for n in active}
+        if rng is None:
+            rng = self._rng if self.replay_seed is None else np.random.default_rng(self.replay_seed)
+        ctx = Context(rng, training, bindings)
+        evaluation = Evaluation(self.module, roots, ctx, record, active_ids)
+        try:
+            outs = evaluation.run(outputs)
+        except EvaluationError as e:
+            raise DiagnosticError([Diagnostic(e.span, str(e))]) from None
+        if record:
+            for n, v in zip(names, outputs):
+                evaluation.trace.outputs[n] = evaluation.entry_of.get(v.id, -1)
+        return evaluation, outs
+
+    def _needed_inputs(self, outputs: list[Var]) -> list[str]:
+        ids = {v.id for v in outputs}
+        for e in reversed(self.module.main.eqns):
+            if any(o.id in ids for o in e.outputs):
+                ids.update(i.id for i in e.inputs)
+                for r in e.regions:
+                    ids |= free_vars(r)
+        return [n for n, d in self.module.inputs.items() if d.var.id in ids]
+
+
+def _with_tangent(value: np.ndarray, tangent: np.ndarray | None) -> Any:
+    return Dual(value, tangent) if tangent is not None else value

@@ -1,0 +1,38 @@
+"""Reverse mode over a recorded Wengert list (adjoints, walking it backwards)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import ops, primitives
+from .trace import Trace
+
+
+def backward(trace: Trace, output: int, cotangent: Any = None) -> None:
+    """Fill `entry.adjoint` for every active entry that the output depends on.
+
+    Each primitive's VJP rule maps the output's adjoint to its operands' adjoints; rules
+    go through ops.bind, so if the trace holds dual numbers (forward mode on top), the
+    adjoints carry tangents too: forward-over-reverse.
+    """
+    entries = trace.entries
+    out = entries[output]
+    seed = np.ones_like(ops.primal(out.value)) if cotangent is None else cotangent
+    out.adjoint = seed
+    for e in reversed(entries[: output + 1]):
+        g = e.adjoint
+        if g is None or not e.active or not e.operands:
+            continue
+        rule = primitives.REGISTRY[e.op].vjp
+        if rule is None:
+            raise NotImplementedError(f"reverse mode is not defined for `{e.op}`")
+        operands = [entries[i].value for i in e.operands]
+        cts = rule(g, e.value, *operands, **e.params)
+        for i, ct in zip(e.operands, cts):
+            if ct is None or i < 0:
+                continue
+            target = entries[i]
+            if not target.active:
+                continue
+            target.adjoint = ct if target.adjoint is None else ops.add(target.adjoint, ct)

@@ -1,0 +1,229 @@
+"""Executing the IR on NumPy, recording the Wengert list.
+
+`Evaluation` runs the main block for the requested outputs only (what they depend on),
+with lazy `if` (only the taken region runs and is recorded) and `for` loops unrolled as
+they run. Every primitive evaluation appends one trace entry. Without recording, values
+are dropped after their last use.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+
+from . import primitives
+from .ir import Block, Eqn, Module, Var
+from .ops import Dual, bind, primal
+from .trace import Entry, Trace
+from .types import DTYPE_OF_NUMPY, NUMPY_DTYPE, DimOp, Sym, eval_dim
+
+
+@attrs.define
+class Context:
+    rng: np.random.Generator
+    training: bool = False
+    bindings: dict[str, int] = attrs.Factory(dict)  # symbolic dim root -> size
+
+
+def resolve_params(params: dict[str, Any], module: Module, bindings: dict[str, int]) -> dict[str, Any]:
+    """Replace symbolic dims in an equation's params by their sizes for this run."""
+    def res(v):
+        if isinstance(v, (Sym, DimOp)):
+            return eval_dim(module.dims.resolve(v), bindings)
+        if isinstance(v, tuple):
+            return tuple(res(x) for x in v)
+        return v
+    return {k: res(v) for k, v in params.items()}
+
+
+def free_vars(block: Block) -> set[int]:
+    """Ids of the vars a block reads from the blocks around it."""
+    defined = {a.id for a in block.args}
+    used: set[int] = set()
+    for e in block.eqns:
+        used.update(i.id for i in e.inputs)
+        for r in e.regions:
+            used |= free_vars(r)
+        defined.update(o.id for o in e.outputs)
+    used.update(r.id for r in block.results)
+    return used - defined
+
+
+def _reads(e: Eqn) -> set[int]:
+    ids = {i.id for i in e.inputs}
+    for r in e.regions:
+        ids |= free_vars(r)
+    return ids
+
+
+class Evaluation:
+    """One evaluation of a module: values by var id, and the trace when recording."""
+
+    def __init__(self, module: Module, roots: dict[int, tuple[str, str, Any]], ctx: Context, record: bool = True,
+                 active_roots: set[int] = frozenset()):
+        self.module = module
+        self.roots = roots  # var id -> (kind, name, value) for inputs, params and state
+        self.ctx = ctx
+        self.record = record
+        self.active_roots = set(active_roots)
+        self.trace = Trace(source_text=module.source_text)
+        self.env: dict[int, Any] = {}  # var id -> value
+        self.entry_of: dict[int, int] = {}  # var id -> trace entry index
+        self._resolved: dict[int, dict[str, Any]] = {}
+
+    # ---- values ----
+    def read(self, v: Var) -> Any:
+        if v.id not in self.env:
+            kind, name, value = self.roots[v.id]
+            self.env[v.id] = value
+            self._record(v, kind, (), {}, value, None, name=name, active=v.id in self.active_roots)
+        return self.env[v.id]
+
+    def _record(self, v: Var, op: str, operands: tuple[int, ...], params: dict, value: Any, span: Any,
+                name: str = "", active: bool = False) -> None:
+        if not self.record:
+            return
+        p = primal(value)
+        entry = Entry(len(self.trace.entries), op, operands, params, tuple(np.shape(p)),
+                      DTYPE_OF_NUMPY.get(np.asarray(p).dtype, str(np.asarray(p).dtype)), span, value, name, active)
+        self.trace.entries.append(entry)
+        self.entry_of[v.id] = entry.index
+
+    def _active(self, inputs: tuple[Var, ...]) -> bool:
+        return any(self.trace.entries[self.entry_of[i.id]].active for i in inputs if i.id in self.entry_of)
+
+    # ---- running ----
+    def run(self, outputs: list[Var]) -> list[Any]:
+        wanted = {v.id for v in outputs}
+        needed = self._needed(self.module.main, wanted)
+        remaining = self._use_counts(needed, wanted) if not self.record else None
+        for e in needed:
+            self.eqn(e)
+            if remaining is not None:
+                for vid in _reads(e):
+                    remaining[vid] = remaining.get(vid, 1) - 1
+                    if remaining[vid] <= 0 and vid not in wanted and vid in self.env:
+                        del self.env[vid]  # freed after its last use
+        return [self.read(v) for v in outputs]
+
+    def _needed(self, block: Block, wanted: set[int]) -> list[Eqn]:
+        live = set(wanted)
+        kept = []
+        for e in reversed(block.eqns):
+            if any(o.id in live for o in e.outputs):
+                kept.append(e)
+                live |= _reads(e)
+        return kept[::-1]
+
+    def _use_counts(self, eqns: list[Eqn], wanted: set[int]) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        for e in eqns:
+            for vid in _reads(e):
+                counts[vid] = counts.get(vid, 0) + 1
+        return counts
+
+    def block(self, block: Block) -> list[Any]:
+        for e in block.eqns:
+            self.eqn(e)
+        return [self.read(r) for r in block.results]
+
+    def eqn(self, e: Eqn) -> None:
+        if e.prim == "for":
+            return self._for(e)
+        if e.prim == "if":
+            return self._if(e)
+        args = [self.read(i) for i in e.inputs]
+        params = self._resolved.get(id(e))
+        if params is None:
+            params = self._resolved[id(e)] = resolve_params(e.params, self.module, self.ctx.bindings)
+        prim = primitives.REGISTRY[e.prim]
+        try:
+            if prim.needs_context:
+                value = prim.impl(self.ctx, *(primal(a) for a in args), **params)
+            else:
+                value = bind(e.prim, *args, **params)
+        except (IndexError, ValueError, FloatingPointError) as exc:
+            raise EvaluationError(str(exc), e.span) from None
+        out = e.outputs[0]
+        self.env[out.id] = value
+        active = self.record and prim.differentiable and self._active(e.inputs)
+        self._record(out, e.prim, tuple(self.entry_of.get(i.id, -1) for i in e.inputs), params, value, e.span,
+                     name=out.hint if out.hint and not out.hint.startswith("%") else "", active=active)
+
+    def _alias(self, target: Var, source: Var) -> None:
+        self.env[target.id] = self.env[source.id]
+        if source.id in self.entry_of:
+            self.entry_of[target.id] = self.entry_of[source.id]
+
+    def _if(self, e: Eqn) -> None:
+        cond = bool(primal(self.read(e.inputs[0])))
+        region = e.regions[0] if cond else e.regions[1]
+        self.block(region)
+        self._alias(e.outputs[0], region.results[0])
+
+    def _for(self, e: Eqn) -> None:
+        n_carried = e.params["n_carried"]
+        carried, bounds = list(e.inputs[:n_carried]), list(e.inputs[n_carried:])
+        start, stop = e.params["start"], e.params["stop"]
+        start = int(primal(self.read(bounds.pop(0)))) if start is None else eval_dim(
+            self.module.dims.resolve(start), self.ctx.bindings)
+        stop = int(primal(self.read(bounds.pop(0)))) if stop is None else eval_dim(
+            self.module.dims.resolve(stop), self.ctx.bindings)
+        body = e.regions[0]
+        index_var, arg_vars = body.args[0], body.args[1:]
+        for a, c in zip(arg_vars, carried):
+            self.read(c)
+            self._alias(a, c)
+        steps = range(start, stop)
+        stacked: list[list[Var]] = [[] for _ in e.params["stacked"]]
+        results = body.results
+        for t in (reversed(steps) if e.params["reversed"] else steps):
+            value = np.asarray(t, dtype=np.int64)
+            self.env[index_var.id] = value
+            self._record(index_var, "iter", (), {}, value, e.span, name=index_var.hint)
+            self.block(body)
+            for k in range(len(stacked)):
+                step_var = results[n_carried + k]
+                keep = Var(step_var.type)
+                self._alias(keep, step_var)
+                stacked[k].append(keep)
+            for a, r in zip(arg_vars, results[:n_carried]):
+                self._alias(a, r)
+        for out, a, c in zip(e.outputs, arg_vars, carried):
+            self._alias(out, a if steps else c)
+        for k, axis in enumerate(e.params["stacked"]):
+            self._stack(e.outputs[n_carried + k], stacked[k], axis, e)
+
+    def _stack(self, out: Var, parts: list[Var], axis: int, e: Eqn) -> None:
+        """Per-step results stacked along axis, recorded as reshape + concat entries."""
+        if not parts:
+            shape = tuple(eval_dim(self.module.dims.resolve(d), self.ctx.bindings) for d in out.type.shape)
+            self.env[out.id] = np.zeros(shape, dtype=NUMPY_DTYPE[out.type.dtype])
+            self._record(out, "fill", (), {"shape": shape}, self.env[out.id], e.span)
+            return
+        expanded = []
+        for p in parts:
+            v = self.env[p.id]
+            shape = np.shape(primal(v))
+            x = Var(p.type)
+            self.env[x.id] = bind("reshape", v, shape=shape[:axis] + (1,) + shape[axis:])
+            self._record(x, "reshape", (self.entry_of.get(p.id, -1),), {"shape": shape[:axis] + (1,) + shape[axis:]},
+                         self.env[x.id], e.span, active=self.record and self._active((p,)))
+            expanded.append(x)
+        value = bind("concat", *(self.env[x.id] for x in expanded), axis=axis)
+        self.env[out.id] = value
+        self._record(out, "concat", tuple(self.entry_of.get(x.id, -1) for x in expanded), {"axis": axis}, value,
+                     e.span, active=self.record and self._active(tuple(expanded)))
+
+
+class EvaluationError(Exception):
+    """A run-time failure inside the program (an index out of range), with its source span."""
+
+    def __init__(self, message: str, span: Any):
+        super().__init__(message)
+        self.span = span
+
+
+def wrap(value: Any, tangent: np.ndarray | None) -> Any:
+    return Dual(value, tangent) if tangent is not None else value

@@ -1,0 +1,81 @@
+"""The Wengert list: one entry per primitive evaluation, in the order it ran."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import attrs
+import numpy as np
+
+from .ops import Dual, primal
+
+
+@attrs.define(eq=False)
+class Entry:
+    index: int
+    op: str  # a primitive, or "input" / "param" / "state" / "iter" for the roots
+    operands: tuple[int, ...]
+    params: dict[str, Any]
+    shape: tuple[int, ...]
+    dtype: str
+    span: Any  # the .dl source span that produced it
+    value: Any  # ndarray, a Dual in forward mode, or None once freed
+    name: str = ""  # the user's name (input, param, named value) when it has one
+    active: bool = False  # depends on something being differentiated
+    adjoint: Any = None  # filled by the reverse pass
+    tangent: Any = None  # filled by forward mode (batched: directions first)
+
+    @property
+    def primal(self) -> Any:
+        return primal(self.value)
+
+
+@attrs.define
+class Trace:
+    entries: list[Entry] = attrs.Factory(list)
+    outputs: dict[str, int] = attrs.Factory(dict)  # requested name -> entry index
+    source_text: str = ""
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries)
+
+    def __getitem__(self, i: int) -> Entry:
+        return self.entries[i]
+
+    def __str__(self) -> str:
+        return self.format(values=True)
+
+    def format(self, values: bool = True, adjoints: bool = False, tangents: bool = False,
+               start: int = 0, stop: int | None = None) -> str:
+        """A table like the book's figures 9-3..9-7: index, op, operands, shape, value (and derivative)."""
+        rows = [["#", "op", "operands", "type", "line"] + (["value"] if values else [])
+                + (["tangent"] if tangents else []) + (["adjoint"] if adjoints else [])]
+        for e in self.entries[start:stop]:
+            label = e.op + (f" {e.name}" if e.name else "")
+            row = [f"v{e.index}", label, ", ".join(f"v{i}" for i in e.operands),
+                   f"{e.dtype}[{','.join(map(str, e.shape))}]", f"{e.span.line}:{e.span.column}" if e.span else ""]
+            if values:
+                row.append(_short(e.primal))
+            if tangents:
+                row.append(_short(e.tangent[0] if e.tangent is not None and np.ndim(e.tangent) > len(e.shape)
+                                  else e.tangent))
+            if adjoints:
+                row.append(_short(primal(e.adjoint)))
+            rows.append(row)
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+
+def _short(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, Dual):
+        v = v.primal
+    a = np.asarray(v)
+    if a.ndim == 0:
+        return f"{a.item():.6g}" if a.dtype.kind == "f" else str(a.item())
+    return np.array2string(a, precision=4, threshold=8, edgeitems=2, max_line_width=60).replace("\n", "")
