@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Iterable
+from typing import Any, Iterable
 
 import click
 
@@ -69,6 +69,151 @@ def format_module(module) -> str:
     for n, (v, _) in module.updates.items():
         lines.append(f"update {n} = {names.get(v.id, repr(v))}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- running programs
+def parse_inputs(items: tuple[str, ...]) -> dict[str, Any]:
+    """`-i NAME=VALUE`, `-i NAME=file.npy`, `-i NAME=file.npz:KEY` -> arrays."""
+    import ast as pyast
+
+    import numpy as np
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise _usage(f"`-i {item}`: expected NAME=VALUE, NAME=file.npy or NAME=file.npz:KEY")
+        try:
+            if text.endswith(".npy"):
+                out[name] = np.load(text, allow_pickle=False)
+            elif ".npz:" in text:
+                path, _, key = text.rpartition(":")
+                with np.load(path, allow_pickle=False) as archive:
+                    if key not in archive.files:
+                        raise _usage(f"input `{name}`: {path} has no array `{key}` (it has {', '.join(archive.files)})")
+                    out[name] = archive[key]
+            else:
+                lowered = text.replace("true", "True").replace("false", "False")
+                out[name] = np.asarray(pyast.literal_eval(lowered))
+        except (OSError, ValueError, SyntaxError) as e:
+            raise _usage(f"input `{name}`: cannot read `{text}`: {e}") from None
+    return out
+
+
+def _usage(message: str) -> DiagnosticError:
+    from .dsl.diagnostics import Diagnostic
+    return DiagnosticError([Diagnostic.plain("wengert", message)])
+
+
+def _program(file: str):
+    from .program import load
+    return load(file)
+
+
+def _guard(fn):
+    """Run a command body; user mistakes print as diagnostics with exit status 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DiagnosticError as e:
+            report(e.diagnostics)
+            sys.exit(2)
+    return wrapper
+
+
+def _show(values: dict[str, Any], as_json: bool) -> None:
+    import json
+
+    import numpy as np
+    if as_json:
+        click.echo(json.dumps({k: np.asarray(v).tolist() for k, v in values.items()}))
+        return
+    for k, v in values.items():
+        text = np.array2string(np.asarray(v), precision=8, max_line_width=100)
+        click.echo(f"{k} = {text}" if "\n" not in text else f"{k} =\n{text}")
+
+
+_inputs_option = click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE",
+                              help="An input: a literal ([[1,2]], 3.5), file.npy, or file.npz:KEY.")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--eval", "names", required=True, help="Named values to compute, comma separated.")
+@_inputs_option
+@click.option("--json", "as_json", is_flag=True, help="Print the values as JSON.")
+@_guard
+def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool) -> None:
+    """Evaluate named values of FILE."""
+    prog = _program(file)
+    values = prog.run(names.split(","), **parse_inputs(inputs))
+    _show(values, as_json)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--of", "of", required=True, help="The scalar named value to differentiate.")
+@click.option("--wrt", default=None, help="Params, state or inputs, comma separated (default: all params).")
+@click.option("--mode", type=click.Choice(["reverse", "forward"]), default="reverse")
+@_inputs_option
+@click.option("--json", "as_json", is_flag=True)
+@_guard
+def grad(file: str, of: str, wrt: str | None, mode: str, inputs: tuple[str, ...], as_json: bool) -> None:
+    """The gradient of a scalar named value."""
+    prog = _program(file)
+    grads = prog.grad(of, wrt=wrt.split(",") if wrt else None, mode=mode, **parse_inputs(inputs))
+    _show({f"d{of}/d{k}": v for k, v in grads.items()} if not as_json else grads, as_json)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--of", "of", required=True, help="The named value whose evaluation is listed.")
+@_inputs_option
+@click.option("--values/--no-values", default=True, help="Show each entry's value (default on).")
+@click.option("--adjoints", is_flag=True, help="Add the adjoint column (reverse mode).")
+@click.option("--tangents", is_flag=True, help="Add the tangent column (forward mode along --wrt).")
+@click.option("--wrt", default=None, help="With --tangents: the input or param to seed (tangent 1).")
+@click.option("--range", "span", default=None, help="Only entries A..B of the list.")
+@_guard
+def trace(file: str, of: str, inputs: tuple[str, ...], values: bool, adjoints: bool, tangents: bool,
+          wrt: str | None, span: str | None) -> None:
+    """Print the Wengert list of one evaluation (like the book's figures 9-3 to 9-7)."""
+    import numpy as np
+    prog = _program(file)
+    fed = parse_inputs(inputs)
+    seeds = None
+    if tangents:
+        if not wrt:
+            raise _usage("--tangents needs --wrt NAME (the direction to seed)")
+        seeds = {n: np.ones_like(prog._root_value(n, fed)) for n in wrt.split(",")}
+        prog._wrt(list(seeds))
+    t = prog.trace_with_derivatives(of, fed, adjoints=adjoints, tangents=seeds)
+    start, stop = 0, None
+    if span:
+        a, _, b = span.partition("..")
+        start, stop = int(a or 0), int(b) if b else None
+    click.echo(t.format(values=values, adjoints=adjoints, tangents=tangents, start=start, stop=stop))
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--of", "of", required=True)
+@click.option("--wrt", default=None)
+@click.option("--order", type=click.IntRange(1, 2), default=2)
+@_inputs_option
+@_guard
+def gradcheck(file: str, of: str, wrt: str | None, order: int, inputs: tuple[str, ...]) -> None:
+    """Compare forward and reverse mode with numerical differentiation."""
+    from .runtime.gradcheck import GradCheckError, check_grads
+    prog = _program(file)
+    try:
+        check_grads(prog, of, wrt=wrt.split(",") if wrt else None, order=order, **parse_inputs(inputs))
+    except GradCheckError as e:
+        click.echo(f"gradcheck failed: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: forward and reverse mode of `{of}` agree with numerical differentiation (order {order})")
 
 
 if __name__ == "__main__":

@@ -125,7 +125,6 @@ def _one(x):
 
 
 UNARY_RULES = {
-    "neg": (lambda x, y: -np.ones_like(x), lambda x, y: ops.neg(ops.bind("fill_like", x, value=1.0))),
     "exp": (lambda x, y: y, lambda x, y: y),
     "log": (lambda x, y: 1 / x, lambda x, y: ops.div(_one(x), x)),
     "log1p": (lambda x, y: 1 / (1 + x), lambda x, y: ops.div(_one(x), ops.add(_one(x), x))),
@@ -259,13 +258,5 @@ def _cast_vjp(g, out, x, *, dtype):
 rules("cast", _cast_jvp, _cast_vjp)
 rules("const", lambda p, t, out, **_: None, lambda g, out, **_: ())
 
-
-def _fill_like_rule(env, x, *, value):
-    return x
-
-
-define("fill_like", _fill_like_rule, lambda x, *, value: np.full_like(x, value))
-REGISTRY["fill_like"].differentiable = False
-rules("fill_like", lambda p, t, out, **_: None, lambda g, out, x, **_: (None,))
 
 from ..types import DTYPE_OF_NUMPY as DTYPE_NAME  # noqa: E402
