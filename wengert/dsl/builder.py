@@ -121,10 +121,16 @@ class Builder:
             return Var(ERROR_TYPE)
         return self.cast(v, "f64", span)
 
-    def promote_all(self, vs: list[Var], span: Span | None) -> list[Var]:
+    def promote_all(self, vs: list[Var], span: Span | None, allow_bool: bool = False) -> list[Var]:
+        """Cast operands to their common dtype; mixing bool with numbers is arithmetic on bool."""
         live = [v for v in vs if not v.type.is_error]
         if len(live) != len(vs) or not live:
             return vs
+        kinds = {v.type.dtype == "bool" for v in live}
+        if len(kinds) > 1 and not allow_bool:
+            shown = next(v for v in live if v.type.dtype == "bool")
+            self.error(span, f"arithmetic on bool ({shown.type}); use cast(x, f32) first")
+            return [Var(ERROR_TYPE) for _ in vs]
         t = live[0].type
         for v in live[1:]:
             dtype, weak = promote(t, v.type)

@@ -215,9 +215,11 @@ def _argmax(lw, span, x, axis=None, keepdims=False):
     v = lw.tensor(x, span)
     if v.type.is_error:
         return v
-    if axis is None:
-        v = lw.b.emit("reshape", [v], {"shape": (-1,)}, span)
-        axis = 0
+    if axis is None:  # over all elements, as numpy.argmax of the flattened tensor
+        rank = v.type.rank
+        flat = lw.b.emit("reshape", [v], {"shape": (-1,)}, span)
+        out = lw.b.emit("argmax", [flat], {"axes": (0,), "keepdims": False}, span)
+        return lw.b.emit("reshape", [out], {"shape": (1,) * rank}, span) if keepdims else out
     axes = _axes(lw, axis, v.type.rank, span)
     if axes is None:
         return Var(ERROR_TYPE)
@@ -282,6 +284,9 @@ def _transpose(lw, span, x, perm=None):
     p = tuple(reversed(range(v.type.rank))) if perm is None else perm
     if not isinstance(p, (list, tuple)) or not all(isinstance(i, int) for i in p):
         return _err(lw, span, f"perm must be a list of axes, got {describe(perm)}")
+    rank = v.type.rank
+    if any(not -rank <= i < rank for i in p) or len(p) != rank:
+        return _err(lw, span, f"transpose: {list(p)} is not a permutation of the {rank} axes of {lw.fmt(v.type)}")
     return lw.b.emit("transpose", [v], {"perm": tuple(i % max(v.type.rank, 1) for i in p)}, span)
 
 
@@ -420,7 +425,17 @@ def _dot(lw, span, a, b):
         return Var(ERROR_TYPE)
     if x.type.rank == 0 or y.type.rank == 0:
         return binary(lw, "*", x, y, span)
-    return matmul(lw, x, y, span)
+    if y.type.rank <= 2:
+        return matmul(lw, x, y, span)
+    # numpy.dot: contract the last axis of x with the second-to-last of y.
+    r = y.type.rank
+    yt = lw.b.emit("transpose", [y], {"perm": (r - 2,) + tuple(i for i in range(r) if i != r - 2)}, span)
+    k = y.type.shape[-2]
+    y2 = lw.b.emit("reshape", [yt], {"shape": (k, -1)}, span)
+    x2 = lw.b.emit("reshape", [x], {"shape": (-1, x.type.shape[-1])}, span)
+    out = matmul(lw, x2, y2, span)
+    shape = x.type.shape[:-1] + tuple(d for i, d in enumerate(y.type.shape) if i != r - 2)
+    return lw.b.emit("reshape", [out], {"shape": shape}, span)
 
 
 @builtin("outer", "a", "b")

@@ -83,7 +83,8 @@ class Reporter:
 
     def error(self, span: Span | None, message: str, *notes: tuple[Span | None, str]) -> Diagnostic:
         d = Diagnostic(span, message, notes=tuple(notes))
-        self.diagnostics.append(d)
+        if not any(x.span == d.span and x.location == d.location and x.message == d.message for x in self.diagnostics):
+            self.diagnostics.append(d)  # one mistake inside an inlined fn is reported once
         return d
 
     def note(self, span: Span | None, message: str) -> None:

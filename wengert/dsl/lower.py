@@ -139,6 +139,8 @@ class Lowerer:
             chain = " -> ".join(Path(p).name for p in self.import_stack[self.import_stack.index(path):] + [path])
             self.reporter.error(stmt.span, f"import cycle: {chain}")
             return
+        if path in self.loaded:
+            return  # already imported (a diamond: two files import the same library)
         try:
             src = read_source(path)
             src = Source(str(Path(source.path).parent / stmt.path), src.text)
@@ -150,6 +152,7 @@ class Lowerer:
                 else:
                     self.reporter.diagnostics.append(d)
             return
+        self.loaded[path] = scope
         self.import_stack.append(path)
         self._collect_fns(module, scope, src)
         self.import_stack.pop()
@@ -257,7 +260,9 @@ class Lowerer:
         if s.name in KEYWORDS:
             self.b.error(s.span, f"`{s.name}` is a keyword")
             return
-        binding = s.name if isinstance(s.value, ast.Call) and not s.value.piped else None
+        # `h = Dense(...)` names the params h.W only where one call makes one set of params:
+        # at the top level and in a layer body (not in a fn, which may be called many times).
+        binding = s.name if isinstance(s.value, ast.Call) and not s.value.piped and _owner(scope) != "fn" else None
         v = self.expr(s.value, scope, binding=binding)
         carried = scope.kind == "loop" and s.name in scope.carried  # type: ignore[attr-defined]
         if carried:
@@ -311,6 +316,9 @@ class Lowerer:
         v = self.expr(s.value, scope)
         var = self.tensor(v, s.value.span)
         if var.type.is_error or decl.type.is_error:
+            return
+        if (var.type.dtype == "bool") != (decl.type.dtype == "bool"):
+            self.b.error(s.value.span, f"update of `{decl.name}` ({self.fmt(decl.type)}) has dtype {var.type.dtype}")
             return
         var = self.b.cast(var, decl.type.dtype, s.value.span) if var.type.weak or var.type.dtype != decl.type.dtype and \
             promote(var.type, decl.type)[0] == decl.type.dtype else var
@@ -501,6 +509,14 @@ class Lowerer:
     def expr_slice(self, e: ast.Slice, scope: Scope, binding=None) -> Any:
         self.b.error(e.span, "a slice `a:b` is only allowed inside `[...]`")
         return Var(ERROR_TYPE)
+
+
+def _owner(scope: Scope) -> str:
+    """The kind of the innermost fn/layer around a scope ("module" at the top level)."""
+    s: Scope | None = scope
+    while s is not None and s.kind not in ("fn", "layer", "module"):
+        s = s.parent
+    return s.kind if s is not None else "module"
 
 
 def _dotted(e: ast.Expr) -> str | None:

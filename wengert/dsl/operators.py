@@ -65,7 +65,7 @@ def binary(lw, op: str, a: Any, b: Any, span: Span) -> Any:
         shown = x if x.type.dtype == "bool" else y
         lw.b.error(span, f"arithmetic on bool (`{op}` on {lw.fmt(shown.type)}); use cast(x, f32) first")
         return Var(ERROR_TYPE)
-    x, y = lw.b.promote_all([x, y], span)
+    x, y = lw.b.promote_all([x, y], span, allow_bool=op in ("==", "!="))
     if op == "/":
         x, y = lw.b.to_float(x, span), lw.b.to_float(y, span)
         if x.type.dtype != y.type.dtype:

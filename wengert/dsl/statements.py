@@ -33,7 +33,7 @@ DATA_TRANSFORMS: dict[str, dict[str, Any]] = {
 }
 # Defaults are torch.optim's (docs/optimizers.md has each rule and its source).
 OPTIMIZERS: dict[str, dict[str, Any]] = {
-    "sgd": {"lr": 0.01, "momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0},
+    "sgd": {"lr": 0.001, "momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0},
     "adagrad": {"lr": 0.01, "lr_decay": 0.0, "weight_decay": 0.0, "eps": 1e-10},
     "rmsprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
     "adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0},
@@ -76,7 +76,7 @@ def static_call(lw, e: ast.Expr, scope, table: dict[str, dict[str, Any]], what: 
                                           f"({', '.join(names) or 'none'})")
         return None
     for n, a in zip(names, args):
-        kwargs[n] = _static(lw, a, scope)
+        kwargs[n] = a.id if n == "column" and isinstance(a, ast.Name) else _static(lw, a, scope)
     for kw in e.kwargs:
         if kw.name not in spec and ANY_KEYWORDS not in spec:
             lw.b.error(kw.span, f"`{name}` has no argument `{kw.name}`" + did_you_mean(kw.name, names))
@@ -84,7 +84,8 @@ def static_call(lw, e: ast.Expr, scope, table: dict[str, dict[str, Any]], what: 
         if kw.name in kwargs:
             lw.b.error(kw.span, f"`{name}` got two values for `{kw.name}`")
             return None
-        kwargs[kw.name] = _static(lw, kw.value, scope)
+        kwargs[kw.name] = kw.value.id if kw.name == "column" and isinstance(kw.value, ast.Name) \
+            else _static(lw, kw.value, scope)
     missing = [n for n in names if spec[n] is REQUIRED and n not in kwargs]
     if missing:
         lw.b.error(e.span, f"`{name}` needs " + ", ".join(f"`{m}`" for m in missing))
