@@ -82,7 +82,11 @@ class Builder:
 
     def const(self, value: Any, span: Span | None, dtype: str | None = None, weak: bool | None = None) -> Var:
         """A constant from a static: numbers are weakly typed, arrays keep their dtype."""
-        arr = np.asarray(value)
+        try:
+            arr = np.asarray(value)
+        except OverflowError:
+            self.error(span, "number too large for a tensor")
+            return Var(ERROR_TYPE)
         if dtype is None:
             if arr.dtype == np.bool_:
                 dtype = "bool"

@@ -55,7 +55,7 @@ def _axes(lw, axis, rank: int, span) -> tuple[int, ...] | None:
         a = _int(lw, a, span, "axis")
         if a is None:
             return None
-        if not -rank <= a < max(rank, 1):
+        if not -rank <= a < rank:
             lw.b.error(span, f"axis {a} is out of range for a tensor of rank {rank}")
             return None
         out.append(a % rank if rank else 0)
@@ -390,6 +390,8 @@ def _arange(lw, span, start, stop=None, step=1, dtype=None):
     if isinstance(n, int) and n < 0:
         n = 0
     d = _dtype(lw, dtype, span, "i64")
+    if d is None:
+        return Var(ERROR_TYPE)
     v = lw.b.emit("iota", [], {"shape": (n,), "axis": 0, "dtype": d}, span)
     if step != 1:
         v = binary(lw, "*", v, step, span)

@@ -242,11 +242,16 @@ class Lowerer:
         try:
             arr = np.asarray(_plain(v), dtype=np.float64 if t is None else None)
             if t is not None:
-                shape = tuple(self.dims.resolve_shape(t.shape))
-                arr = np.broadcast_to(arr, shape).astype(np.dtype(_np_name(t.dtype)))
+                # Checked against the shape, but kept small: the runtime broadcasts it.
+                np.broadcast_shapes(arr.shape, tuple(self.dims.resolve_shape(t.shape)))
+                with np.errstate(over="raise", invalid="raise"):
+                    cast = arr.astype(np.dtype(_np_name(t.dtype)))
+                if not np.array_equal(cast.astype(np.float64), arr.astype(np.float64)) and arr.dtype.kind in "iu":
+                    raise OverflowError
+                arr = cast
             return arr
-        except (ValueError, TypeError):
-            self.b.error(e.span, f"the initial value does not fit the declared type {t}")
+        except (ValueError, TypeError, OverflowError, FloatingPointError):
+            self.b.error(e.span, f"the initial value does not fit the declared type {self.fmt(t) if t else t}")
             return Initializer("zeros")
 
     def static_number(self, e: ast.Expr, scope: Scope) -> float:
@@ -550,11 +555,15 @@ def _np_name(dtype: str) -> str:
 
 
 def _human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB", "EB"):
-        if n < 1000 or unit == "EB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1000
-    return f"{n} B"
+    units = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
+    power = 0
+    while n >= 1000 ** (power + 1) and power < len(units) - 1:
+        power += 1
+    if power == 0:
+        return f"{n} B"
+    if n >= 1000 ** (power + 1):
+        return f"more than {1000 ** len(units) // 1000 ** power:,} {units[power]}"
+    return f"{n * 10 // 1000 ** power / 10:.1f} {units[power]}"
 
 
 def _physical_memory() -> int:

@@ -14,6 +14,7 @@ BINARY_PRIMS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod", "**"
 _STATIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "%": operator.mod,
            "**": operator.pow, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
            "==": operator.eq, "!=": operator.ne}
+INT_BITS = 63  # static integers are dims and counts: they must fit an i64
 _DIM_OPS = {"+": "+", "-": "-", "*": "*", "/": "//", "%": "%"}
 
 
@@ -28,8 +29,16 @@ def binary(lw, op: str, a: Any, b: Any, span: Span) -> Any:
     if op in ("and", "or") and isinstance(a, bool) and isinstance(b, bool):
         return (a and b) if op == "and" else (a or b)
     if _number(a) and _number(b) and op in _STATIC:
+        if op == "**" and isinstance(a, int) and isinstance(b, int) and abs(a) > 1 and b > 0 \
+                and a.bit_length() * b > 2 * INT_BITS:
+            lw.b.error(span, f"integer result too large (more than {INT_BITS} bits)")
+            return Var(ERROR_TYPE)
         try:
-            return _STATIC[op](a, b)
+            result = _STATIC[op](a, b)
+            if isinstance(result, int) and not isinstance(result, bool) and abs(result) >= 1 << INT_BITS:
+                lw.b.error(span, f"integer result too large (more than {INT_BITS} bits)")
+                return Var(ERROR_TYPE)
+            return result
         except ZeroDivisionError:
             lw.b.error(span, "division by zero")
             return Var(ERROR_TYPE)

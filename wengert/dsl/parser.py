@@ -131,6 +131,8 @@ def _syntax_error(source: Source, e: UnexpectedInput, newlines: Newlines) -> Dia
             return Diagnostic(_tok_span(source, opener),
                               f"unclosed `{opener.value}`: no matching `{_OPENERS[opener.value]}` before end of file")
         n = len(source.lines)
+        while n > 1 and not source.line(n).strip():
+            n -= 1  # point at the end of the last line that has something on it
         last = source.line(n)
         return Diagnostic(Span(source, n, len(last) + 1, n, len(last) + 2), "unexpected end of file")
     span = _tok_span(source, tok)
@@ -328,13 +330,20 @@ class _ToAst(Transformer):
         return ast.Name(str(c[0]), span=self._span(meta))
 
     def int_lit(self, meta, c):
-        return ast.Literal(int(c[0]), span=self._span(meta))
+        try:
+            return ast.Literal(int(c[0]), span=self._span(meta))
+        except ValueError:
+            raise DiagnosticError([Diagnostic(self._span(meta), "integer literal too long")]) from None
 
     def float_lit(self, meta, c):
         return ast.Literal(float(c[0]), span=self._span(meta))
 
     def string_lit(self, meta, c):
-        return ast.Literal(_unquote(c[0]), span=self._span(meta))
+        try:
+            return ast.Literal(_unquote(c[0]), span=self._span(meta))
+        except (ValueError, SyntaxError) as e:
+            message = str(e).split(":", 1)[-1].strip() if ":" in str(e) else str(e)
+            raise DiagnosticError([Diagnostic(self._span(meta), f"invalid string literal: {message}")]) from None
 
     def true_lit(self, meta, c):
         return ast.Literal(True, span=self._span(meta))
@@ -353,5 +362,7 @@ class _ToAst(Transformer):
 
 
 def _unquote(tok: Token) -> str:
-    body = str(tok)[1:-1]
-    return body.encode("utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8") if "\\" in body else body
+    """A string literal's value; escapes are JSON's (\\" \\\\ \\n \\t \\uXXXX ...), others are errors."""
+    import json
+    text = str(tok)
+    return text[1:-1] if "\\" not in text else json.loads(text, strict=False)

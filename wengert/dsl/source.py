@@ -15,7 +15,8 @@ class Source:
 
     @property
     def lines(self) -> list[str]:
-        return self.text.splitlines() or [""]
+        # Only \n ends a line, as for the parser (splitlines would also split at \f, \v, U+2028).
+        return [line.rstrip("\r") for line in self.text.split("\n")] or [""]
 
     def line(self, number: int) -> str:
         lines = self.lines
