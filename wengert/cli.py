@@ -193,6 +193,8 @@ def trace(file: str, of: str, inputs: tuple[str, ...], values: bool, adjoints: b
     start, stop = 0, None
     if span:
         a, _, b = span.partition("..")
+        if not (a or "0").isdigit() or (b and not b.isdigit()):
+            raise _usage(f"--range {span}: expected A..B with entry numbers, such as 10..20")
         start, stop = int(a or 0), int(b) if b else None
     click.echo(t.format(values=values, adjoints=adjoints, tangents=tangents, start=start, stop=stop))
 

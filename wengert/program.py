@@ -215,9 +215,15 @@ class Program:
 
     def _require_scalar(self, of: str, value: Any) -> None:
         if np.size(value) != 1:
-            raise DiagnosticError([Diagnostic.plain(self.module.path, f"`{of}` has shape {list(np.shape(value))}; "
-                                                    "a gradient needs a scalar (reduce it with mean or sum, or "
-                                                    "use vjp with a cotangent)")])
+            message = (f"`{of}` has shape {list(np.shape(value))}; a gradient needs a scalar (reduce it with mean "
+                       "or sum, or use vjp with a cotangent)")
+            span = self._definition(of)
+            raise DiagnosticError([Diagnostic(span, message) if span else Diagnostic.plain(self.module.path, message)])
+
+    def _definition(self, name: str):
+        """The source span of the equation that computes a named value, if any."""
+        var = self._var(name)
+        return next((e.span for e in self.module.main.eqns if var in e.outputs), None)
 
     def _convert(self, name: str, value: Any) -> np.ndarray:
         decl = self.module.inputs[name]

@@ -42,6 +42,11 @@ class Comparison:
 def check_grads(prog, of: str, wrt: Iterable[str] | None = None, modes=("forward", "reverse"), order: int = 2,
                 seed: int = 0, **inputs: Any) -> None:
     """Raise GradCheckError (with position, both values and errors) when a derivative is wrong."""
+    if wrt is None:  # every float param and every float input that was given
+        wrt = [n for n, p in prog.module.params.items() if p.kind == "param" and p.var.type.dtype in ("f32", "f64")]
+        wrt += [n for n in inputs if n in prog.module.inputs and prog.module.inputs[n].var.type.dtype in ("f32", "f64")]
+        if not wrt:
+            raise GradCheckError(f"nothing to check: `{of}` has no float params and no float inputs were given")
     wrt = prog._wrt(wrt)
     rng = np.random.default_rng(seed)
     base = {n: np.array(prog._root_value(n, inputs)) for n in wrt}
