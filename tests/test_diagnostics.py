@@ -479,7 +479,22 @@ def test_param_with_zero_sized_dimension():
     assert_at(d, 1, 10, "size 0")
 
 
-# ---------------------------------------------------------------- known bugs (strict xfail)
+# ---------------------------------------------------------------- regressions: bugs these tests found
+@pytest.mark.xfail(reason="BUG: `(-1) ** 0.5` folds to a Python complex: as a param's initial value it is "
+                          "accepted with a numpy ComplexWarning (imaginary part dropped) instead of NaN or a "
+                          "diagnostic", strict=True)
+def test_square_root_of_a_negative_literal_is_not_silently_complex():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            lower_source(Source(FILE, "param w: f64 = (-1) ** 0.5\n"))
+        except DiagnosticError as e:
+            [d] = e.errors
+            assert_at(d, 1, 16)
+            assert "complex" not in d.message  # the language has no complex numbers
+
+
 def test_integer_literal_with_5000_digits_is_a_diagnostic():
     errs = _clean_outcome("x = " + "9" * 5000 + "\n")
     assert errs and errs[0].span.line == 1
@@ -546,6 +561,15 @@ def test_checking_a_literal_initialised_param_does_not_allocate_it(tmp_path):
     r = subprocess.run([sys.executable, "-m", "wengert.cli", "check", str(path)], capture_output=True,
                        text=True, timeout=60, env=env, preexec_fn=small_memory)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-500:]
+
+
+@pytest.mark.xfail(reason="BUG: the ELSE/THEN terminals absorb the line breaks and comments before them, so a "
+                          "stray `else` is reported at the end of the previous line and the message quotes the "
+                          "comment: unexpected `# a comment\\nelse`", strict=True)
+def test_stray_else_after_a_comment_is_reported_at_the_else():
+    d = the_error("x = 1\n# a comment\nelse\n")
+    assert_at(d, 3, 1, "unexpected `else`")
+    assert "\n" not in d.message
 
 
 # ---------------------------------------------------------------- several errors, notes, rendering

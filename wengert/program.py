@@ -120,7 +120,8 @@ class Program:
         flat = out.tangent.reshape(total) if isinstance(out, Dual) else np.zeros(total)
         result, offset = {}, 0
         for n, size in zip(wrt, sizes):
-            result[n] = flat[offset:offset + size].reshape(self._root_value(n, inputs).shape).copy()
+            root = self._root_value(n, inputs)
+            result[n] = flat[offset:offset + size].reshape(root.shape).astype(root.dtype)
             offset += size
         return result
 

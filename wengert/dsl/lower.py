@@ -7,6 +7,7 @@ values, and runs shape/dtype inference on every equation as it is created (Build
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -114,9 +115,8 @@ class Lowerer:
 
     def _load_stdlib(self, scope: Scope) -> None:
         for name in ("prelude.dl", "layers.dl"):
-            text = resources.files("wengert.dsl").joinpath("stdlib", name).read_text(encoding="utf-8")
-            src = Source(STDLIB_PREFIX + name, text)
-            self._collect_fns(parse(src), scope, src, stdlib=True)
+            src, module = _stdlib(name)
+            self._collect_fns(module, scope, src, stdlib=True)
 
     def _collect_fns(self, module: ast.Module, scope: Scope, source: Source, stdlib: bool = False) -> None:
         """Register fns and layers first, so that they may be used before their definition."""
@@ -514,6 +514,14 @@ class Lowerer:
     def expr_slice(self, e: ast.Slice, scope: Scope, binding=None) -> Any:
         self.b.error(e.span, "a slice `a:b` is only allowed inside `[...]`")
         return Var(ERROR_TYPE)
+
+
+@lru_cache(maxsize=None)
+def _stdlib(name: str) -> tuple[Source, ast.Module]:
+    """A standard-library file, parsed once per process (ASTs are immutable)."""
+    text = resources.files("wengert.dsl").joinpath("stdlib", name).read_text(encoding="utf-8")
+    src = Source(STDLIB_PREFIX + name, text)
+    return src, parse(src)
 
 
 def _owner(scope: Scope) -> str:

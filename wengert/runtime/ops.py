@@ -88,6 +88,20 @@ def neg(a):
     return bind("neg", a)
 
 
+def scale(g, d):
+    """g * d, but exactly 0 where g is 0, even where d is inf or NaN.
+
+    A zero cotangent means "this value was not used" (the branch `where` did not take);
+    multiplying it by the derivative of sqrt(-1) must not turn it into NaN (jax#1052).
+    """
+    product = mul(g, d)
+    pd = primal(d)
+    if np.all(np.isfinite(pd)):
+        return product
+    used = primal(g) != 0
+    return bind("where", used, product, np.zeros((), dtype=primal(product).dtype))
+
+
 def const_like(value: float, like) -> np.ndarray:
     return np.asarray(value, dtype=primal(like).dtype)
 

@@ -112,7 +112,7 @@ def _unary(deriv_np, deriv_ops):
         return None if t is None else t * deriv_np(x, out)
 
     def vjp(g, out, x, **_):
-        return (ops.mul(g, deriv_ops(x, out)),)
+        return (ops.scale(g, deriv_ops(x, out)),)
     return jvp, vjp
 
 
@@ -166,8 +166,8 @@ def _binary_jvp(da, db):
 def _binary_vjp(da, db):
     def vjp(g, out, a, b, **_):
         sa, sb = ops.primal(a).shape, ops.primal(b).shape
-        ga = None if da is None else ops.unbroadcast(ops.mul(g, da(a, b, out)), sa)
-        gb = None if db is None else ops.unbroadcast(ops.mul(g, db(a, b, out)), sb)
+        ga = None if da is None else ops.unbroadcast(ops.scale(g, da(a, b, out)), sa)
+        gb = None if db is None else ops.unbroadcast(ops.scale(g, db(a, b, out)), sb)
         return ga, gb
     return vjp
 

@@ -41,22 +41,22 @@ def _as_matrices(a, b):
 
 
 def _matmul_jvp(primals, tangents, out):
+    """Tangents have a leading axis of directions; align it in front of the broadcast batch axes."""
     a, b = primals
     ta, tb = tangents
     a2, b2 = _as_matrices(a, b)
+    batch = max(a2.ndim, b2.ndim) - 2
+
+    def lead(t, promoted_shape):  # (B, *shape) -> (B, 1.., *promoted_shape) with `batch` batch axes
+        t = t.reshape((t.shape[0],) + promoted_shape)
+        return t.reshape((t.shape[0],) + (1,) * (batch - (len(promoted_shape) - 2)) + promoted_shape)
     result = None
     if ta is not None:
-        ta2 = ta[:, None, :] if a.ndim == 1 else ta
-        result = np.matmul(ta2, b2)
+        result = np.matmul(lead(ta, a2.shape), b2)
     if tb is not None:
-        tb2 = tb[:, :, None] if b.ndim == 1 else tb
-        term = np.matmul(a2, tb2)
+        term = np.matmul(a2, lead(tb, b2.shape))
         result = term if result is None else result + term
-    if a.ndim == 1:
-        result = result[..., 0, :]
-    if b.ndim == 1:
-        result = result[..., 0]
-    return np.broadcast_to(result, (result.shape[0],) + out.shape)
+    return result.reshape((result.shape[0],) + out.shape)
 
 
 def _matmul_vjp(g, out, a, b):

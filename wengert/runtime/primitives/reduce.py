@@ -87,18 +87,55 @@ rules("reduce_max", _extreme_jvp, _extreme_vjp)
 rules("reduce_min", _extreme_jvp, _extreme_vjp)
 
 
+def _prod_of_others(x, *, axes):
+    """For each element, the product of the other elements of its reduction group (no division)."""
+    keep = [i for i in range(x.ndim) if i not in axes]
+    moved = np.transpose(x, keep + list(axes))
+    flat = moved.reshape(moved.shape[:len(keep)] + (-1,))
+    ones = np.ones(flat.shape[:-1] + (1,), dtype=x.dtype)
+    left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+    right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    others = (left * right).reshape(moved.shape)
+    return np.transpose(others, np.argsort(keep + list(axes)))
+
+
+define("prod_of_others", lambda env, x, **_: x, _prod_of_others)
+
+
+def _prod_of_others_jvp(primals, tangents, out, *, axes):
+    """d others_i = sum over j != i of t_j * (product of the group without i and j); no division."""
+    (x,), (t,) = primals, tangents
+    if t is None:
+        return None
+    keep = [i for i in range(x.ndim) if i not in axes]
+    perm = keep + list(axes)
+    moved = np.transpose(x, perm)
+    group = moved.reshape(moved.shape[:len(keep)] + (-1,))
+    tg = np.transpose(t, [0] + [p + 1 for p in perm]).reshape((t.shape[0],) + group.shape)
+    result = np.zeros_like(tg)
+    for j in range(group.shape[-1]):
+        without_j = group.copy()
+        without_j[..., j] = 1
+        others = _prod_of_others(without_j, axes=(group.ndim - 1,))
+        others[..., j] = 0
+        result += tg[..., j:j + 1] * others
+    result = result.reshape((t.shape[0],) + moved.shape)
+    return np.transpose(result, [0] + [int(i) + 1 for i in np.argsort(perm)])
+
+
+rules("prod_of_others", _prod_of_others_jvp, None)
+
+
 def _prod_jvp(primals, tangents, out, *, axes, keepdims=False):
     (x,), (t,) = primals, tangents
     if t is None:
         return None
-    others = np.prod(x, axis=axes, keepdims=True) / x
-    return (t * others).sum(axis=_shifted(axes), keepdims=keepdims)
+    return (t * _prod_of_others(x, axes=axes)).sum(axis=_shifted(axes), keepdims=keepdims)
 
 
 def _prod_vjp(g, out, x, *, axes, keepdims=False):
     shape = ops.primal(x).shape
-    whole = ops.keep_reduced(ops.mul(g, out), shape, axes, keepdims)
-    return (ops.div(whole, x),)
+    return (ops.mul(ops.keep_reduced(g, shape, axes, keepdims), ops.bind("prod_of_others", x, axes=axes)),)
 
 
 rules("reduce_prod", _prod_jvp, _prod_vjp)
