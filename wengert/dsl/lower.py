@@ -89,6 +89,7 @@ class Lowerer:
         self.data: dict[str, DataSpec] = {}
         self.trains: dict[str | None, TrainSpec] = {}
         self.seed = 0
+        self.seed_span: Span | None = None
         self.fn_stack: list[str] = []
         self.layer_frames = [LayerFrame("")]
         self.import_stack: list[str] = []
@@ -122,6 +123,11 @@ class Lowerer:
         """Register fns and layers first, so that they may be used before their definition."""
         for stmt in module.stmts:
             if isinstance(stmt, ast.FnDef):
+                seen: dict[str, ast.FnParam] = {}
+                for p in stmt.params:
+                    if p.name in seen:
+                        self.reporter.error(p.span, f"`{stmt.name}` has two parameters named `{p.name}`")
+                    seen.setdefault(p.name, p)
                 prev = scope.fns.get(stmt.name)
                 if prev is not None and not prev.node.span.source.path.startswith(STDLIB_PREFIX):
                     self.reporter.error(stmt.span, f"`{stmt.name}` is already defined (line {prev.node.span.line})")
@@ -171,8 +177,10 @@ class Lowerer:
             self.b.error(s.span, "`seed` is only allowed at the top level")
         elif not isinstance(v, int) or isinstance(v, bool) or v < 0:
             self.b.error(s.value.span, f"`seed` needs a non-negative integer, got {describe(v)}")
+        elif self.seed_span is not None:
+            self.b.error(s.span, f"`seed` is already set (line {self.seed_span.line})")
         else:
-            self.seed = v
+            self.seed, self.seed_span = v, s.span
 
     def stmt_input(self, s: ast.Input, scope: Scope, top: bool) -> None:
         if not top:
@@ -235,6 +243,8 @@ class Lowerer:
                 kwargs[kw.name] = self.static_number(kw.value, scope)
             return Initializer(e.func.id, tuple(sorted(kwargs.items())))
         v = self.expr(e, scope)
+        if isinstance(v, Var) and v.type.is_error:
+            return Initializer("zeros")  # already reported
         if isinstance(v, Var):
             self.b.error(e.span, "a param's initial value must be a number, an array literal or an initializer "
                                  "such as normal(0, 1) or glorot()")

@@ -35,6 +35,10 @@ def binary(lw, op: str, a: Any, b: Any, span: Span) -> Any:
             return Var(ERROR_TYPE)
         try:
             result = _STATIC[op](a, b)
+            if isinstance(result, complex):
+                lw.b.error(span, f"({a!r}) {op} {b!r} is not a real number (a negative base with a "
+                                 "fractional exponent)")
+                return Var(ERROR_TYPE)
             if isinstance(result, int) and not isinstance(result, bool) and abs(result) >= 1 << INT_BITS:
                 lw.b.error(span, f"integer result too large (more than {INT_BITS} bits)")
                 return Var(ERROR_TYPE)

@@ -96,6 +96,21 @@ def _tok_span(source: Source, tok: Token) -> Span:
     return Span(source, line, col, end_line, end_col)
 
 
+def _keyword_position(tok: Token) -> Token:
+    """`|>`, `then` and `else` terminals absorb the line breaks and comments before them;
+    for a message, the token that matters is the keyword at their end."""
+    value = str(tok)
+    stripped = value.lstrip()
+    if tok.type not in ("PIPE", "THEN", "ELSE") or stripped == value and "\n" not in value:
+        return tok
+    keyword = value.rstrip().rsplit("\n", 1)[-1].lstrip()
+    keyword = keyword.split()[-1] if keyword.split() else keyword
+    before = value[: value.rindex(keyword)]
+    line = (tok.line or 1) + before.count("\n")
+    column = len(before) - before.rfind("\n") if "\n" in before else (tok.column or 1) + len(before)
+    return Token(tok.type, keyword, tok.start_pos, line, column, line, column + len(keyword))
+
+
 def _describe(tok: Token) -> str:
     if tok.type == "$END":
         return "end of file"
@@ -135,6 +150,7 @@ def _syntax_error(source: Source, e: UnexpectedInput, newlines: Newlines) -> Dia
             n -= 1  # point at the end of the last line that has something on it
         last = source.line(n)
         return Diagnostic(Span(source, n, len(last) + 1, n, len(last) + 2), "unexpected end of file")
+    tok = _keyword_position(tok)
     span = _tok_span(source, tok)
     if tok.type == "_NL" and tok.value != ";":
         # Point just past the last thing on the line rather than at the line break.

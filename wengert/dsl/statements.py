@@ -119,16 +119,37 @@ def _pipeline(e: ast.Expr) -> list[ast.Call]:
     return stages[::-1]
 
 
+POSITIVE_COUNTS = {"examples", "features", "classes", "n", "per_language", "max_len"}
+
+
+def _check_values(lw, stage: ast.Expr, name: str, kwargs: dict[str, Any]) -> bool:
+    """Numbers a data source or transform needs in range (counts positive, fractions in (0, 1))."""
+    for key, value in kwargs.items():
+        if key in POSITIVE_COUNTS and not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            lw.b.error(stage.span, f"`{name}`: `{key}` must be a positive integer, got {value!r}")
+            return False
+        if name == "split" and key == "fraction" and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1):
+            lw.b.error(stage.span, f"`split` takes the fraction of the examples in the first part, between 0 "
+                                   f"and 1 (such as 0.8), got {value!r}")
+            return False
+    return True
+
+
 def lower_data(lw, s: ast.DataDef, scope) -> None:
+    if len(set(s.names)) != len(s.names):
+        twice = next(n for n in s.names if s.names.count(n) > 1)
+        lw.b.error(s.span, f"`{twice}` is bound twice in this data statement")
+        return
     stages = _pipeline(s.pipeline)
     source = static_call(lw, stages[0], scope, DATA_SOURCES, "data source")
     transforms = []
     for stage in stages[1:]:
         t = static_call(lw, stage, scope, DATA_TRANSFORMS, "data transform")
-        if t is None:
+        if t is None or not _check_values(lw, stage, *t):
             return
         transforms.append(t)
-    if source is None:
+    if source is None or not _check_values(lw, stages[0], *source):
         return
     splits = sum(1 for name, _ in transforms if name == "split")
     if len(s.names) > 1 and splits != len(s.names) - 1:
