@@ -457,9 +457,13 @@ def test_pathologically_deep_nesting_via_the_real_cli(tmp_path, name):
         assert r.stderr.startswith(f"{path}:1:")
 
 
+def test_a_sum_of_thousands_of_terms_checks():
+    assert not _clean_outcome("x = " + "1 + " * 5000 + "1\n")
+
+
 def test_a_long_line_is_rendered_without_a_huge_caret_line():
-    errs = _clean_outcome("x = " + "1 + " * 5000 + "1\n")
-    assert errs
+    errs = _clean_outcome("x = " + "1 + " * 5000 + "ww\n")  # an undefined name at column 20005
+    assert errs and errs[0].span.column == 20005
     for d in errs:
         assert max(len(ln) for ln in d.render().splitlines()) < 1000
 

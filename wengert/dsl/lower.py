@@ -7,6 +7,8 @@ values, and runs shape/dtype inference on every equation as it is created (Build
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -591,10 +593,23 @@ def _physical_memory() -> int:
         return 1 << 40
 
 
+@contextmanager
+def _deep_recursion(limit: int = 20000):
+    """Long expressions (a sum of thousands of terms) nest deeply; allow it while checking.
+    Deeper programs still end in a clean "nested too deeply" diagnostic."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def lower_source(source: Source) -> Module:
     """Parse and check one program; raises DiagnosticError with every mistake found."""
-    module = parse(source)
-    return Lowerer(source).lower_module(module)
+    with _deep_recursion():
+        module = parse(source)
+        return Lowerer(source).lower_module(module)
 
 
 def check_file(path: str | Path) -> Module:
