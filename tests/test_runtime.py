@@ -589,3 +589,37 @@ def test_cli_trace_range():
     rows = [line.split() for line in r.stdout.splitlines()[2:]]
     assert [row[0] for row in rows] == ["v2", "v3", "v4"]
     assert rows[1][1] == "mul" and rows[1][-1] == "4"
+
+
+# ---------------------------------------------------------------- update statements
+UPDATES = """
+input x: f64[3]
+state count: f64 = 0
+state total: f64[3] = 0
+param w: f64[3] = 1
+y = sum(w * x)
+update count = count + 1
+update total = total + x * w
+update w = w - 0.1 * x
+"""
+
+
+def test_updates_are_applied_simultaneously():
+    prog = wengert.compile(UPDATES)
+    for _ in range(3):
+        prog.apply_updates({"x": [1.0, 2.0, 3.0]})
+    p = prog.params
+    assert p["count"] == 3.0
+    # Each step reads the values from before the step: w was 1, 0.9, 0.8 times x.
+    np.testing.assert_allclose(p["total"], [2.7, 4.8, 6.3])
+    np.testing.assert_allclose(p["w"], [0.7, 0.4, 0.1])
+    assert prog.run("y", x=[1.0, 1.0, 1.0]) == pytest.approx(1.2)
+
+
+def test_run_update_from_the_cli(tmp_path):
+    path = tmp_path / "upd.dl"
+    path.write_text(UPDATES)
+    result = CliRunner().invoke(main, ["run", str(path), "--eval", "y", "-i", "x=[1,2,3]", "--update", "--json"])
+    assert result.exit_code == 0, result.output
+    values = json.loads(result.output)
+    assert values["y"] == 6.0 and values["count"] == 1.0 and values["w"] == pytest.approx([0.9, 0.8, 0.7])

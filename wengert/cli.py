@@ -144,11 +144,16 @@ _inputs_option = click.option("-i", "--input", "inputs", multiple=True, metavar=
 @click.option("--eval", "names", required=True, help="Named values to compute, comma separated.")
 @_inputs_option
 @click.option("--json", "as_json", is_flag=True, help="Print the values as JSON.")
+@click.option("--update", "update", is_flag=True, help="Then apply the program's `update` statements once "
+                                                      "and print the new values.")
 @_guard
-def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool) -> None:
+def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: bool) -> None:
     """Evaluate named values of FILE."""
     prog = _program(file)
-    values = prog.run(names.split(","), **parse_inputs(inputs))
+    fed = parse_inputs(inputs)
+    values = prog.run(names.split(","), **fed)
+    if update:
+        values.update({f"{k} (updated)" if not as_json else k: v for k, v in prog.apply_updates(fed).items()})
     _show(values, as_json)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from .dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from .dsl.lower import check_file, lower_source
 from .dsl.source import Source
-from .runtime.autodiff import backward
+from .runtime.autodiff import backward, release_unneeded
 from .runtime.executor import Context, Evaluation, EvaluationError, free_vars
 from .runtime.init import initial_value
 from .runtime.ir import Module, Var
@@ -45,6 +45,8 @@ class Program:
             self._store[name] = initial_value(decl, shape, module.seed)
         self._rng = np.random.default_rng(module.seed)
         self.replay_seed: int | None = None  # when set, every evaluation draws the same random numbers
+        for name, (var, _) in module.updates.items():  # update expressions can be evaluated like values
+            module.hidden.setdefault(f"update:{name}", var)
 
     # ---------------------------------------------------------------- params
     @property
@@ -74,6 +76,20 @@ class Program:
         evaluation, outs = self._evaluate(names, inputs, record=False)
         values = {n: np.array(primal(v)) for n, v in zip(names, outs)}
         return values[names[0]] if isinstance(name, str) else values
+
+    def apply_updates(self, inputs: dict[str, Any] | None = None, training: bool = True) -> dict[str, np.ndarray]:
+        """Evaluate every `update NAME = EXPR` with the current values, then assign them all
+        at once (Theano's `updates`); returns the new values."""
+        updates = self.module.updates
+        if not updates:
+            return {}
+        names = list(updates)
+        _, outs = self._evaluate([f"update:{n}" for n in names], dict(inputs or {}), record=False,
+                                 training=training)
+        new = {n: np.array(primal(v), dtype=self._store[n].dtype).reshape(self._store[n].shape)
+               for n, v in zip(names, outs)}
+        self._store.update(new)
+        return {n: v.copy() for n, v in new.items()}
 
     def trace(self, of: str, **inputs: Any) -> Trace:
         evaluation, _ = self._evaluate([of], inputs, record=True)
@@ -142,7 +158,9 @@ class Program:
         else:
             cotangent = np.asarray(cotangent, dtype=np.asarray(primal(out)).dtype).reshape(np.shape(primal(out)))
         trace = evaluation.trace
-        backward(trace, evaluation.entry_of[self._var(of).id], cotangent)
+        output = evaluation.entry_of[self._var(of).id]
+        release_unneeded(trace, output)
+        backward(trace, output, cotangent)
         return {n: self._adjoint(evaluation, n, inputs) for n in wrt}
 
     def hvp(self, of: str, wrt: Iterable[str] | None = None, vector: dict[str, Any] | None = None, **inputs: Any

@@ -9,6 +9,19 @@ from . import ops, primitives
 from .trace import Trace
 
 
+def release_unneeded(trace: Trace, output: int) -> None:
+    """Drop the values no derivative rule will read: inactive entries that are not operands
+    of an active entry (and not the output), so the reverse pass holds only what it needs."""
+    needed = {output}
+    for e in trace.entries:
+        if e.active:
+            needed.add(e.index)
+            needed.update(e.operands)
+    for e in trace.entries:
+        if e.index not in needed:
+            e.value = None
+
+
 def backward(trace: Trace, output: int, cotangent: Any = None) -> None:
     """Fill `entry.adjoint` for every active entry that the output depends on.
 
