@@ -223,5 +223,84 @@ def gradcheck(file: str, of: str, wrt: str | None, order: int, inputs: tuple[str
     click.echo(f"ok: forward and reverse mode of `{of}` agree with numerical differentiation (order {order})")
 
 
+# ---------------------------------------------------------------- training
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--train", "name", default=None, help="Which train block (default: the unnamed one).")
+@click.option("--epochs", type=click.IntRange(0), default=None)
+@click.option("--batch", default=None, help="Examples per step, or `all`.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", type=int, default=None, help="Overrides the program's `seed`.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where history.csv, params.npz and the checkpoint go (default: runs/<program>).")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint of an earlier run.")
+@click.option("--plot", is_flag=True, help="Also write curves.png (needs matplotlib).")
+@_guard
+def train(file: str, name: str | None, epochs: int | None, batch: str | None, device: str, seed: int | None,
+          out_dir: str | None, resume: bool, plot: bool) -> None:
+    """Train FILE's train block, with a progress bar and one summary line per epoch."""
+    from pathlib import Path
+
+    from .dsl.lower import check_file
+    from .program import Program
+    from .runtime.train import Trainer
+    from .progress import ConsoleReport
+    prog = Program(check_file(file), device, seed=seed)
+    overrides = {"epochs": epochs, "batch": _batch(batch)}
+    out = Path(out_dir) if out_dir else Path("runs") / Path(file).stem
+    reporter = ConsoleReport()
+    trainer = Trainer(prog, name, overrides, out_dir=out, report=reporter)
+    if resume:
+        path = trainer.checkpoint_path()
+        history = trainer.run(resume_from=path)
+    else:
+        history = trainer.run()
+    click.echo(f"wrote {out / 'history.csv'} and {out / 'params.npz'}")
+    if plot:
+        from .plot import plot_run
+        for written in plot_run(trainer, history, out):
+            click.echo(f"wrote {written}")
+
+
+def _batch(value: str | None):
+    if value is None:
+        return None
+    if value == "all":
+        return "all"
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise _usage(f"--batch {value}: expected a positive integer or `all`")
+
+
+@main.command(name="eval")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--params", "params_path", required=True, type=click.Path(dir_okay=False),
+              help="A params.npz written by `wengert train`.")
+@click.option("--data", "data_name", default=None, help="The data set (default: the train block's valid, else data).")
+@click.option("--train", "name", default=None, help="Whose loss and metrics (default: the unnamed train block).")
+@_guard
+def evaluate(file: str, params_path: str, data_name: str | None, name: str | None) -> None:
+    """Loss and metrics of saved params on a data set."""
+    import numpy as np
+
+    from .program import load
+    from .runtime.train import Trainer
+    prog = load(file)
+    try:
+        with np.load(params_path, allow_pickle=False) as archive:
+            saved = {k: archive[k] for k in archive.files if k != "meta"}
+    except (OSError, ValueError) as e:
+        raise _usage(f"cannot read params from {params_path}: {e}") from None
+    prog.set_params(saved)
+    trainer = Trainer(prog, name, {"data": data_name} if data_name else {})
+    which = data_name or trainer.settings.valid or trainer.settings.data
+    dataset = trainer.datasets.get(which)
+    if dataset is None:
+        from .runtime import data as data_module
+        dataset = data_module.load(prog.module.data[which])[which]
+    result = trainer.evaluate(dataset)
+    click.echo("  ".join(f"{k} {v:.6g}" for k, v in result.items()) + f"  ({which}, {len(dataset)} examples)")
+
+
 if __name__ == "__main__":
     main()

@@ -33,17 +33,18 @@ def compile(source: str, device: str = "cpu", path: str = "<string>") -> "Progra
 
 
 class Program:
-    def __init__(self, module: Module, device: str = "cpu"):
+    def __init__(self, module: Module, device: str = "cpu", seed: int | None = None):
         if device not in DEVICES:
             raise DiagnosticError([Diagnostic.plain(module.path, f"unknown device `{device}`; available: "
                                                                  + ", ".join(DEVICES))])
         self.module = module
         self.device = device
+        self.seed = module.seed if seed is None else seed  # `--seed` overrides the program's `seed`
         self._store: dict[str, np.ndarray] = {}
         for name, decl in module.params.items():
             shape = tuple(module.dims.resolve_shape(decl.type.shape))
-            self._store[name] = initial_value(decl, shape, module.seed)
-        self._rng = np.random.default_rng(module.seed)
+            self._store[name] = initial_value(decl, shape, self.seed)
+        self._rng = np.random.default_rng(self.seed)
         self.replay_seed: int | None = None  # when set, every evaluation draws the same random numbers
         for name, (var, _) in module.updates.items():  # update expressions can be evaluated like values
             module.hidden.setdefault(f"update:{name}", var)
@@ -90,6 +91,23 @@ class Program:
                for n, v in zip(names, outs)}
         self._store.update(new)
         return {n: v.copy() for n, v in new.items()}
+
+    def train(self, name: str | None = None, **overrides: Any) -> list[dict[str, float]]:
+        """Run a `train` block in place (the params change); returns the history, one dict per epoch."""
+        from .runtime.train import Trainer
+        return Trainer(self, name, overrides).run()
+
+    def value_and_grad(self, of: str, wrt: list[str], inputs: dict[str, Any], also: list[str] = (),
+                       training: bool = False) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """One evaluation of `of` (and the values `also`), then reverse mode: (values, grads)."""
+        names = [of] + [n for n in also if n != of]
+        evaluation, outs = self._evaluate(names, inputs, record=True, active=wrt, training=training)
+        values = {n: primal(v) for n, v in zip(names, outs)}
+        self._require_scalar(of, values[of])
+        output = evaluation.entry_of[self._var(of).id]
+        release_unneeded(evaluation.trace, output)
+        backward(evaluation.trace, output)
+        return values, {n: self._adjoint(evaluation, n, inputs) for n in wrt}
 
     def trace(self, of: str, **inputs: Any) -> Trace:
         evaluation, _ = self._evaluate([of], inputs, record=True)

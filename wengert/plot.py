@@ -1,0 +1,93 @@
+"""`wengert train --plot`: learning curves, and the decision boundary of a 2-feature classifier
+(the book's figures 8-11 and 9-10). matplotlib is an optional extra: pip install "wengert[plot]"."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .dsl.diagnostics import Diagnostic, DiagnosticError
+
+
+def _pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise DiagnosticError([Diagnostic.plain("wengert", "--plot needs matplotlib: "
+                                                           "pip install \"wengert[plot]\"")]) from None
+    return plt
+
+
+def plot_run(trainer, history: list[dict[str, float]], out: Path) -> list[Path]:
+    plt = _pyplot()
+    written = []
+    keys = [k for k in history[0] if k not in ("epoch", "lr", "seconds")] if history else []
+    groups = [[k for k in keys if k.endswith("loss")], [k for k in keys if not k.endswith("loss")]]
+    groups = [g for g in groups if g]
+    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4), squeeze=False)
+    epochs = [row["epoch"] for row in history]
+    for ax, group in zip(axes[0], groups):
+        for key in group:
+            ax.plot(epochs, [row[key] for row in history], label=key)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    path = out / "curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+    boundary = decision_boundary(trainer, out, plt)
+    if boundary is not None:
+        written.append(boundary)
+    return written
+
+
+def _score_value(prog, feature_input: str) -> str | None:
+    """The last named value that depends on the features only and gives a score per example."""
+    module = prog.module
+    for name in reversed(list(module.values)):
+        var = module.values[name]
+        if name == prog_minimize(prog) or var.type.rank not in (1, 2) or var.type.dtype == "bool":
+            continue
+        if prog._needed_inputs([var]) == [feature_input]:
+            return name
+    return None
+
+
+def prog_minimize(prog) -> str | None:
+    specs = list(prog.module.trains.values())
+    return specs[0].minimize if specs else None
+
+
+def decision_boundary(trainer, out: Path, plt) -> Path | None:
+    prog = trainer.prog
+    feature = next((n for n, d in prog.module.inputs.items()
+                    if d.var.type.rank == 2 and prog.module.dims.resolve(d.var.type.shape[1]) == 2), None)
+    if feature is None:
+        return None
+    score = _score_value(prog, feature)
+    if score is None:
+        return None
+    train = trainer.datasets[trainer.settings.data]
+    rows = train.rows(slice(0, len(train)))
+    x = np.asarray(rows[feature], dtype=np.float64)
+    label_column = next((k for k in rows if k != feature), None)
+    lo, hi = x.min(axis=0) - 0.5, x.max(axis=0) + 0.5
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    values = np.asarray(prog.run(score, **{feature: grid}))
+    z = values[:, -1] if values.ndim == 2 else values
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.contourf(gx, gy, z.reshape(gx.shape), levels=20, cmap="RdBu", alpha=0.6)
+    labels = rows.get(label_column)
+    if labels is not None:
+        labels = np.asarray(labels)
+        c = labels.argmax(axis=-1) if labels.ndim == 2 else labels
+        ax.scatter(x[:, 0], x[:, 1], c=c, cmap="RdBu", edgecolors="k", s=12)
+    ax.set_title(f"{score} over {feature}")
+    path = out / "boundary.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

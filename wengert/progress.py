@@ -1,0 +1,70 @@
+"""Training progress on the terminal: a live bar per epoch and one summary line per epoch (rich)."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+def summary(row: dict[str, Any], epochs: int) -> str:
+    parts = [f"epoch {int(row['epoch'])}/{epochs}"]
+    for key, value in row.items():
+        if key in ("epoch", "seconds", "lr"):
+            continue
+        parts.append(f"{key} {value:.4f}")
+    parts.append(f"{row.get('seconds', 0.0):.1f}s")
+    return "  ".join(parts)
+
+
+class ConsoleReport:
+    """Receives the trainer's events and draws them."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=False, highlight=False)
+        self.progress: Progress | None = None
+        self.task = None
+
+    def __call__(self, event: str, **info: Any) -> None:
+        getattr(self, "on_" + event, lambda **_: None)(**info)
+
+    def on_start(self, epochs: int, steps_per_epoch: int, examples: int, resumed_at: int) -> None:
+        if resumed_at:
+            self.console.print(f"resuming at epoch {resumed_at + 1}/{epochs}")
+        self.console.print(f"training on {examples} examples, {steps_per_epoch} steps per epoch")
+
+    def on_step(self, epoch: int, epochs: int, step: int, steps: int, loss: float, examples_per_s: float) -> None:
+        if self.progress is None:
+            self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("loss {task.fields[loss]:.4f}"),
+                                     TextColumn("{task.fields[rate]:.0f} ex/s"), TimeRemainingColumn(),
+                                     console=self.console, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=steps, epoch=f"{epoch + 1}/{epochs}", loss=loss,
+                                               rate=examples_per_s)
+        self.progress.update(self.task, completed=step, loss=loss, rate=examples_per_s,
+                             epoch=f"{epoch + 1}/{epochs}")
+
+    def _stop_bar(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def on_epoch(self, row: dict[str, Any], epochs: int) -> None:
+        self._stop_bar()
+        self.console.print(summary(row, epochs), soft_wrap=True)
+
+    def on_early_stop(self, epoch: int, best_epoch: int) -> None:
+        self.console.print(f"early stopping after epoch {epoch}; restored the params of epoch {best_epoch}")
+
+    def on_interrupted(self, epoch: int) -> None:
+        self._stop_bar()
+        self.console.print(f"interrupted: {epoch} epochs are saved; continue with --resume")
+
+    def on_end(self, history: list[dict[str, Any]]) -> None:
+        self._stop_bar()
+        if not history:
+            return
+        last = history[-1]
+        final = [f"{k} {v:.4f}" for k, v in last.items() if k.startswith("valid_") or k in ("loss",)]
+        self.console.print("final: " + "  ".join(final), soft_wrap=True)

@@ -1,0 +1,286 @@
+"""The training loop of a `train` block: minibatches, optimizer, schedules, clipping, noise,
+early stopping, metrics, updates, history and checkpoints (docs/language.md §10)."""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import numpy as np
+
+from ..dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from . import checkpoint, data, optim
+
+EVAL_CHUNK = 4096  # rows per evaluation when measuring loss and metrics on a whole data set
+
+
+@attrs.define
+class Settings:
+    """A train block's settings, after the overrides of the CLI or the API."""
+
+    data: str
+    valid: str | None
+    minimize: str
+    optimizer: tuple[str, dict[str, Any]]
+    epochs: int | None
+    steps: int | None
+    batch: int | str
+    shuffle: bool
+    schedule: tuple[str, dict[str, Any]] | None
+    clip_norm: float | None
+    clip_value: float | None
+    gradient_noise: float | None
+    early_stopping: tuple[str, dict[str, Any]] | None
+    checkpoint: str | None
+
+    @classmethod
+    def of(cls, spec, overrides: dict[str, Any]) -> "Settings":
+        c = dict(spec.config)
+        for key, value in overrides.items():
+            if value is not None:
+                c[key] = value
+        if c.get("optimizer") is None:
+            from ..dsl.statements import OPTIMIZERS
+            c["optimizer"] = ("sgd", dict(OPTIMIZERS["sgd"]))
+        epochs = c.get("epochs")
+        if epochs is None and c.get("steps") is None:
+            epochs = 1
+        return cls(c.get("data"), c.get("valid"), spec.minimize, c["optimizer"], epochs, c.get("steps"),
+                   c.get("batch", 32), c.get("shuffle", True), c.get("schedule"), c.get("clip_norm"),
+                   c.get("clip_value"), c.get("gradient_noise"), c.get("early_stopping"), c.get("checkpoint"))
+
+
+class Trainer:
+    """Trains a Program in place. `report(event, **info)` receives progress (the CLI draws it)."""
+
+    def __init__(self, prog, name: str | None = None, overrides: dict[str, Any] | None = None,
+                 out_dir: str | Path | None = None, report: Callable[..., None] | None = None):
+        self.prog = prog
+        module = prog.module
+        if name not in module.trains:
+            known = [n for n in module.trains if n is not None]
+            what = f"train block `{name}`" if name else "an unnamed train block"
+            hint = did_you_mean(name, known) if name else ""
+            raise DiagnosticError([Diagnostic.plain(module.path, f"the program has no {what}{hint}"
+                                                    + (f"; it has: {', '.join(known)}" if known else ""))])
+        self.spec = module.trains[name]
+        self.name = name
+        self.settings = Settings.of(self.spec, dict(overrides or {}))
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.report = report or (lambda event, **info: None)
+        self.param_names = [n for n, p in module.params.items() if p.kind == "param"]
+        self.metric_names = [label for label, _ in self.spec.metrics]
+        self.hidden_metrics = [hidden for _, hidden in self.spec.metrics]
+        self.update_names = [f"update:{n}" for n in module.updates]
+        self.datasets = self._load_data()
+        store = prog._store
+        self.optimizer = optim.Optimizer(self.settings.optimizer[0], dict(self.settings.optimizer[1]),
+                                         {n: store[n] for n in self.param_names}, seed=prog.seed)
+        self.shuffle_rng = np.random.default_rng([prog.seed, 1])
+        self.noise_rng = np.random.default_rng([prog.seed, 2])
+        self.history: list[dict[str, float]] = []
+        self.epoch = 0
+        self.best: dict[str, Any] = {"loss": math.inf, "wait": 0, "params": None, "epoch": -1}
+
+    # ---------------------------------------------------------------- data
+    def _load_data(self) -> dict[str, data.Dataset]:
+        module = self.prog.module
+        wanted = [self.settings.data] + ([self.settings.valid] if self.settings.valid else [])
+        out: dict[str, data.Dataset] = {}
+        for name in wanted:
+            if name not in module.data:
+                raise DiagnosticError([Diagnostic(self.spec.span, f"`{name}` is not a data set"
+                                                  + did_you_mean(name, module.data))])
+            loaded = data.load(module.data[name])
+            for n, ds in loaded.items():
+                data.bind(ds, module.inputs, module.dims) if hasattr(data, "bind") else None
+                out[n] = ds
+        return {n: out[n] for n in wanted}
+
+    def _columns(self, ds: data.Dataset, index) -> dict[str, np.ndarray]:
+        rows = ds.rows(index)
+        return {k: v for k, v in rows.items() if k in self.prog.module.inputs}
+
+    # ---------------------------------------------------------------- the loop
+    def batches(self, n: int) -> list[np.ndarray | slice]:
+        size = n if self.settings.batch == "all" else int(self.settings.batch)
+        if self.settings.shuffle and size < n:
+            order = self.shuffle_rng.permutation(n)
+            return [order[i:i + size] for i in range(0, n, size)]
+        return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+    def run(self, resume_from: str | Path | None = None) -> list[dict[str, float]]:
+        if resume_from is not None:
+            self._restore(resume_from)
+        train = self.datasets[self.settings.data]
+        n = len(train)
+        if n == 0:
+            raise DiagnosticError([Diagnostic(self.spec.span, f"the data set `{self.settings.data}` is empty")])
+        per_epoch = math.ceil(n / (n if self.settings.batch == "all" else int(self.settings.batch)))
+        epochs = self.settings.epochs if self.settings.epochs is not None else math.ceil(self.settings.steps / per_epoch)
+        lr0 = float(self.settings.optimizer[1].get("lr", 0.01))
+        self.report("start", epochs=epochs, steps_per_epoch=per_epoch, examples=n, resumed_at=self.epoch)
+        try:
+            while self.epoch < epochs:
+                if self.settings.steps is not None and self.optimizer.step_count >= self.settings.steps:
+                    break
+                lr = optim.scheduled_lr(self.settings.schedule, lr0, self.epoch)
+                row = self._epoch(train, lr, epochs, per_epoch)
+                self.history.append(row)
+                self.epoch += 1
+                stop = self._early_stopping(row)
+                self._save_outputs()
+                self.report("epoch", row=row, epochs=epochs)
+                if stop:
+                    self.report("early_stop", epoch=self.epoch, best_epoch=self.best["epoch"] + 1)
+                    break
+        except KeyboardInterrupt:
+            self.report("interrupted", epoch=self.epoch)
+            raise
+        if self.best["params"] is not None:
+            self.prog._store.update({k: v.copy() for k, v in self.best["params"].items()})
+            self._save_outputs()
+        self.report("end", history=self.history)
+        return self.history
+
+    def _epoch(self, train: data.Dataset, lr: float, epochs: int, per_epoch: int) -> dict[str, float]:
+        prog, s = self.prog, self.settings
+        sums: dict[str, float] = {}
+        seen = 0
+        start = time.perf_counter()
+        for k, index in enumerate(self.batches(len(train))):
+            if s.steps is not None and self.optimizer.step_count >= s.steps:
+                break
+            batch = self._columns(train, index)
+            count = len(next(iter(batch.values()))) if batch else 0
+            values, grads = prog.value_and_grad(s.minimize, self.param_names, batch,
+                                                also=self.hidden_metrics + self.update_names, training=True)
+            grads = self._adjust(grads)
+            hvp = None
+            if self.optimizer.name == "esgd":
+                def hvp(v, batch=batch):
+                    return prog.hvp(s.minimize, self.param_names, v, **batch)
+            self.optimizer.step({n: prog._store[n] for n in self.param_names}, grads, lr, hvp=hvp)
+            for name in prog.module.updates:
+                prog._store[name] = np.asarray(values[f"update:{name}"], dtype=prog._store[name].dtype).reshape(
+                    prog._store[name].shape)
+            for key in [s.minimize] + self.hidden_metrics:
+                sums[key] = sums.get(key, 0.0) + float(np.asarray(values[key])) * count
+            seen += count
+            elapsed = time.perf_counter() - start
+            self.report("step", epoch=self.epoch, epochs=epochs, step=k + 1, steps=per_epoch,
+                        loss=sums[s.minimize] / max(seen, 1), examples_per_s=seen / max(elapsed, 1e-9))
+        row: dict[str, float] = {"epoch": self.epoch + 1, "loss": sums.get(s.minimize, math.nan) / max(seen, 1)}
+        for label, hidden in self.spec.metrics:
+            row[label] = sums.get(hidden, math.nan) / max(seen, 1)
+        if s.valid:
+            measured = self.evaluate(self.datasets[s.valid])
+            row["valid_loss"] = measured["loss"]
+            for label in self.metric_names:
+                row[f"valid_{label}"] = measured[label]
+        row["lr"] = lr
+        row["seconds"] = time.perf_counter() - start
+        return row
+
+    def _adjust(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        s = self.settings
+        if s.clip_value is not None:
+            grads = optim.clip_by_value(grads, s.clip_value)
+        if s.clip_norm is not None:
+            grads = optim.clip_by_global_norm(grads, s.clip_norm)
+        if s.gradient_noise is not None:
+            grads = optim.add_gradient_noise(grads, s.gradient_noise, self.optimizer.step_count, self.noise_rng)
+        return grads
+
+    def evaluate(self, ds: data.Dataset) -> dict[str, float]:
+        """Loss and metrics over a whole data set (not training: dropout off, running statistics)."""
+        names = [self.settings.minimize] + self.hidden_metrics
+        sums = dict.fromkeys(names, 0.0)
+        n = len(ds)
+        for i in range(0, n, EVAL_CHUNK):
+            batch = self._columns(ds, slice(i, min(i + EVAL_CHUNK, n)))
+            count = min(i + EVAL_CHUNK, n) - i
+            values = self.prog.run(names, **batch)
+            for key in names:
+                sums[key] += float(np.asarray(values[key])) * count
+        out = {"loss": sums[self.settings.minimize] / max(n, 1)}
+        for label, hidden in self.spec.metrics:
+            out[label] = sums[hidden] / max(n, 1)
+        return out
+
+    def _early_stopping(self, row: dict[str, float]) -> bool:
+        rule = self.settings.early_stopping
+        if rule is None:
+            return False
+        _, kw = rule
+        loss = row.get("valid_loss", row["loss"])
+        if loss < self.best["loss"] - kw.get("min_delta", 0.0):
+            self.best.update(loss=loss, wait=0, epoch=self.epoch - 1,
+                             params={k: v.copy() for k, v in self.prog._store.items()})
+            return False
+        self.best["wait"] += 1
+        return self.best["wait"] >= kw["patience"]
+
+    # ---------------------------------------------------------------- outputs and checkpoints
+    def checkpoint_path(self) -> Path | None:
+        if self.settings.checkpoint:
+            path = Path(self.settings.checkpoint)
+            return path if path.is_absolute() else Path(self.prog.module.path).parent / path
+        return self.out_dir / "checkpoint.npz" if self.out_dir is not None else None
+
+    def _save_outputs(self) -> None:
+        path = self.checkpoint_path()
+        if path is not None:
+            self._write_checkpoint(path)
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            write_history(self.out_dir / "history.csv", self.history)
+            checkpoint.save(self.out_dir / "params.npz", dict(self.prog._store), {"kind": "params"})
+
+    def _write_checkpoint(self, path: Path) -> None:
+        store = self.prog._store
+        arrays = {f"param/{k}": v for k, v in store.items()}
+        arrays.update({f"optim/{k}": v for k, v in self.optimizer.state_arrays().items()})
+        if self.best["params"] is not None:
+            arrays.update({f"best/{k}": v for k, v in self.best["params"].items()})
+        meta = {
+            "fingerprint": checkpoint.fingerprint(self.prog.module, store), "params": sorted(store),
+            "train": self.name, "epoch": self.epoch, "history": self.history,
+            "best": {k: v for k, v in self.best.items() if k != "params"},
+            "rng": {"shuffle": checkpoint.rng_state(self.shuffle_rng), "noise": checkpoint.rng_state(self.noise_rng),
+                    "program": checkpoint.rng_state(self.prog._rng)},
+        }
+        checkpoint.save(path, arrays, meta)
+
+    def _restore(self, path: str | Path) -> None:
+        arrays, meta = checkpoint.load(path, checkpoint.fingerprint(self.prog.module, self.prog._store))
+        if meta.get("train") != self.name:
+            raise checkpoint.CheckpointError(path, f"the checkpoint is of train block {meta.get('train')!r}, "
+                                                   f"not {self.name!r}")
+        for key, value in arrays.items():
+            kind, _, name = key.partition("/")
+            if kind == "param":
+                self.prog._store[name] = value.copy()
+        self.optimizer.load_state_arrays({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
+        best_params = {k[5:]: v.copy() for k, v in arrays.items() if k.startswith("best/")}
+        self.best = dict(meta["best"], params=best_params or None)
+        self.epoch = meta["epoch"]
+        self.history = meta["history"]
+        checkpoint.restore_rng(self.shuffle_rng, meta["rng"]["shuffle"])
+        checkpoint.restore_rng(self.noise_rng, meta["rng"]["noise"])
+        checkpoint.restore_rng(self.prog._rng, meta["rng"]["program"])
+
+
+def write_history(path: Path, history: list[dict[str, float]]) -> None:
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in keys]
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    tmp.replace(path)
