@@ -197,3 +197,37 @@ def test_moons_network_reaches_97_percent_with_adam():
     history = prog.train()
     assert history[-1]["valid_accuracy"] >= 0.97
 
+
+
+TWO_BLOCKS = """
+seed 0
+input x: f64[batch, 2]
+input y: f64[batch, 2]
+logits = Dense(x, 2)
+loss = mean(softmax_crossentropy(logits, y))
+data (tr, va) = moons(examples=200, noise=0.1, seed=0) |> onehot(y, 2) |> split(0.75)
+train plain { data = tr; valid = va; minimize = loss; optimizer = sgd(lr=0.1); epochs = 2; batch = 50 }
+train fast { data = tr; valid = va; minimize = loss; optimizer = adam(lr=0.05); epochs = 2; batch = 50 }
+"""
+
+
+def test_cli_compare_trains_every_named_block_and_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    program = tmp_path / "two.dl"
+    program.write_text(TWO_BLOCKS)
+    result = CliRunner().invoke(main, ["compare", str(program), "--out", str(tmp_path / "cmp")])
+    assert result.exit_code == 0, result.output
+    assert "plain" in result.output and "fast" in result.output
+    assert (tmp_path / "cmp" / "comparison.png").stat().st_size > 10_000
+    for block in ("plain", "fast"):
+        assert (tmp_path / "cmp" / block / "history.csv").exists()
+
+
+def test_cli_plot_writes_curves_and_the_decision_boundary(tmp_path):
+    pytest.importorskip("matplotlib")
+    program = tmp_path / "two.dl"
+    program.write_text(TWO_BLOCKS)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["train", str(program), "--train", "fast", "--out", str(out), "--plot"])
+    assert result.exit_code == 0, result.output
+    assert (out / "curves.png").stat().st_size > 10_000 and (out / "boundary.png").stat().st_size > 10_000

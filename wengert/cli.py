@@ -272,6 +272,55 @@ def _batch(value: str | None):
     raise _usage(f"--batch {value}: expected a positive integer or `all`")
 
 
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--train", "names", default=None, help="Train blocks to compare, comma separated (default: every named one).")
+@click.option("--epochs", type=click.IntRange(1), default=None)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None)
+@_guard
+def compare(file: str, names: str | None, epochs: int | None, out_dir: str | None) -> None:
+    """Train several train blocks of FILE from the same start and plot their losses together
+    (the book's figure 8-14 comparison of SGD variants)."""
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .dsl.lower import check_file
+    from .plot import plot_comparison
+    from .program import Program
+    from .progress import ConsoleReport
+    from .runtime.train import Trainer
+    module = check_file(file)
+    blocks = names.split(",") if names else [n for n in module.trains if n is not None]
+    if not blocks:
+        raise _usage(f"{file} has no named train blocks to compare")
+    out = Path(out_dir) if out_dir else Path("runs") / Path(file).stem
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console(highlight=False)
+    histories, curves = {}, {}
+    for block in blocks:
+        console.print(f"[bold]{block}[/bold]")
+        draw, points = ConsoleReport(console), []
+
+        def report(event, draw=draw, points=points, **info):
+            if event == "step":  # the training loss after every update, smoothed (figure 8-14's x axis)
+                previous = points[-1][1] if points else info["batch_loss"]
+                points.append((len(points) + 1, 0.98 * previous + 0.02 * info["batch_loss"]))
+            draw(event, **info)
+        histories[block] = Trainer(Program(check_file(file)), block, {"epochs": epochs},
+                                   out_dir=out / block, report=report).run()
+        curves[block] = points
+    table = Table("train block", "final loss", "final valid_loss", "final valid metric")
+    for block, history in histories.items():
+        last = history[-1] if history else {}
+        metric = next((k for k in last if k.startswith("valid_") and k != "valid_loss"), None)
+        table.add_row(block, f"{last.get('loss', float('nan')):.4f}", f"{last.get('valid_loss', float('nan')):.4f}",
+                      f"{metric} {last[metric]:.4f}" if metric else "-")
+    console.print(table)
+    click.echo(f"wrote {plot_comparison(curves, out / 'comparison.png')}")
+
+
 @main.command(name="eval")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--params", "params_path", required=True, type=click.Path(dir_okay=False),

@@ -45,15 +45,15 @@ def plot_run(trainer, history: list[dict[str, float]], out: Path) -> list[Path]:
 
 
 def _score_value(prog, feature_input: str) -> str | None:
-    """The last named value that depends on the features only and gives a score per example."""
+    """The last named value that depends on the features only and gives a score per example
+    (a float score such as a probability, else a class)."""
     module = prog.module
-    for name in reversed(list(module.values)):
-        var = module.values[name]
-        if name == prog_minimize(prog) or var.type.rank not in (1, 2) or var.type.dtype == "bool":
-            continue
-        if prog._needed_inputs([var]) == [feature_input]:
-            return name
-    return None
+    candidates = [n for n in reversed(list(module.values))
+                  if n != prog_minimize(prog) and module.values[n].type.rank in (1, 2)
+                  and module.values[n].type.dtype != "bool"
+                  and prog._needed_inputs([module.values[n]]) == [feature_input]]
+    floats = [n for n in candidates if module.values[n].type.dtype in ("f32", "f64")]
+    return (floats or candidates or [None])[0]
 
 
 def prog_minimize(prog) -> str | None:
@@ -88,6 +88,24 @@ def decision_boundary(trainer, out: Path, plt) -> Path | None:
         ax.scatter(x[:, 0], x[:, 1], c=c, cmap="RdBu", edgecolors="k", s=12)
     ax.set_title(f"{score} over {feature}")
     path = out / "boundary.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_comparison(curves: dict[str, list[tuple[int, float]]], path: Path) -> Path:
+    """The training loss after each update of several train blocks in one figure (the book's 8-14)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, points in curves.items():
+        if points:
+            steps, losses = zip(*points)
+            ax.plot(steps, losses, label=name)
+    ax.set_xlabel("update")
+    ax.set_ylabel("training loss (exponential moving average, 0.98)")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -33,7 +33,8 @@ class ConsoleReport:
             self.console.print(f"resuming at epoch {resumed_at + 1}/{epochs}")
         self.console.print(f"training on {examples} examples, {steps_per_epoch} steps per epoch")
 
-    def on_step(self, epoch: int, epochs: int, step: int, steps: int, loss: float, examples_per_s: float) -> None:
+    def on_step(self, epoch: int, epochs: int, step: int, steps: int, loss: float, examples_per_s: float,
+                **_: Any) -> None:
         if self.progress is None:
             self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("loss {task.fields[loss]:.4f}"),

@@ -172,7 +172,8 @@ class Trainer:
             seen += count
             elapsed = time.perf_counter() - start
             self.report("step", epoch=self.epoch, epochs=epochs, step=k + 1, steps=per_epoch,
-                        loss=sums[s.minimize] / max(seen, 1), examples_per_s=seen / max(elapsed, 1e-9))
+                        loss=sums[s.minimize] / max(seen, 1), batch_loss=float(np.asarray(values[s.minimize])),
+                        examples_per_s=seen / max(elapsed, 1e-9))
         row: dict[str, float] = {"epoch": self.epoch + 1, "loss": sums.get(s.minimize, math.nan) / max(seen, 1)}
         for label, hidden in self.spec.metrics:
             row[label] = sums.get(hidden, math.nan) / max(seen, 1)
