@@ -67,5 +67,8 @@ class ConsoleReport:
         if not history:
             return
         last = history[-1]
-        final = [f"{k} {v:.4f}" for k, v in last.items() if k.startswith("valid_") or k in ("loss",)]
+        shown = [k for k in last if k not in ("epoch", "lr", "seconds")]
+        if any(k.startswith("valid_") for k in shown):  # with a validation set, its numbers are the result
+            shown = ["loss"] + [k for k in shown if k.startswith("valid_")]
+        final = [f"{k} {last[k]:.4f}" for k in shown]
         self.console.print("final: " + "  ".join(final), soft_wrap=True)

@@ -29,6 +29,11 @@ def backward(trace: Trace, output: int, cotangent: Any = None) -> None:
     go through ops.bind, so if the trace holds dual numbers (forward mode on top), the
     adjoints carry tangents too: forward-over-reverse.
     """
+    with np.errstate(all="ignore"):
+        _backward(trace, output, cotangent)
+
+
+def _backward(trace: Trace, output: int, cotangent: Any) -> None:
     entries = trace.entries
     out = entries[output]
     seed = np.ones_like(ops.primal(out.value)) if cotangent is None else cotangent

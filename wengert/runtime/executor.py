@@ -84,9 +84,9 @@ class Evaluation:
                 name: str = "", active: bool = False) -> None:
         if not self.record:
             return
-        p = primal(value)
-        entry = Entry(len(self.trace.entries), op, operands, params, tuple(np.shape(p)),
-                      DTYPE_OF_NUMPY.get(np.asarray(p).dtype, str(np.asarray(p).dtype)), span, value, name, active)
+        p = np.asarray(primal(value))
+        dtype = DTYPE_OF_NUMPY.get(p.dtype) or str(p.dtype)
+        entry = Entry(len(self.trace.entries), op, operands, params, p.shape, dtype, span, value, name, active)
         self.trace.entries.append(entry)
         self.entry_of[v.id] = entry.index
 
@@ -95,6 +95,11 @@ class Evaluation:
 
     # ---- running ----
     def run(self, outputs: list[Var]) -> list[Any]:
+        # NaN and Inf are values like any other here (a NaN loss is reported, not warned about).
+        with np.errstate(all="ignore"):
+            return self._run(outputs)
+
+    def _run(self, outputs: list[Var]) -> list[Any]:
         wanted = {v.id for v in outputs}
         needed = self._needed(self.module.main, wanted)
         remaining = self._use_counts(needed, wanted) if not self.record else None

@@ -14,7 +14,8 @@ import numpy as np
 from ..dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from . import checkpoint, data, optim
 
-EVAL_CHUNK = 4096  # rows per evaluation when measuring loss and metrics on a whole data set
+EVAL_CHUNK = 4096
+SAVE_EVERY = 1.0  # seconds: short epochs are checkpointed at most this often (and always at the end)  # rows per evaluation when measuring loss and metrics on a whole data set
 
 
 @attrs.define
@@ -84,6 +85,8 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.epoch = 0
         self.best: dict[str, Any] = {"loss": math.inf, "wait": 0, "params": None, "epoch": -1}
+        self._snapshot: tuple | None = None  # the state after the last complete epoch
+        self._last_save = -math.inf
 
     # ---------------------------------------------------------------- data
     def _load_data(self) -> dict[str, data.Dataset]:
@@ -132,17 +135,21 @@ class Trainer:
                 self.history.append(row)
                 self.epoch += 1
                 stop = self._early_stopping(row)
-                self._save_outputs()
+                self._snapshot = self._state()
+                if stop or self.epoch >= epochs or time.perf_counter() - self._last_save >= SAVE_EVERY:
+                    self._save_outputs()
                 self.report("epoch", row=row, epochs=epochs)
                 if stop:
                     self.report("early_stop", epoch=self.epoch, best_epoch=self.best["epoch"] + 1)
                     break
         except KeyboardInterrupt:
-            self.report("interrupted", epoch=self.epoch)
+            if self._snapshot is not None:  # the last complete epoch, even if its files were not written yet
+                self._save_outputs(self._snapshot)
+            self.report("interrupted", epoch=self._snapshot[2]["epoch"] if self._snapshot else 0)
             raise
         if self.best["params"] is not None:
             self.prog._store.update({k: v.copy() for k, v in self.best["params"].items()})
-            self._save_outputs()
+        self._save_outputs()
         self.report("end", history=self.history)
         return self.history
 
@@ -232,29 +239,32 @@ class Trainer:
             return path if path.is_absolute() else Path(self.prog.module.path).parent / path
         return self.out_dir / "checkpoint.npz" if self.out_dir is not None else None
 
-    def _save_outputs(self) -> None:
-        path = self.checkpoint_path()
-        if path is not None:
-            self._write_checkpoint(path)
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            write_history(self.out_dir / "history.csv", self.history)
-            checkpoint.save(self.out_dir / "params.npz", dict(self.prog._store), {"kind": "params"})
-
-    def _write_checkpoint(self, path: Path) -> None:
-        store = self.prog._store
+    def _state(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+        """Everything a resume needs, copied: (params, checkpoint arrays, metadata)."""
+        store = {k: v.copy() for k, v in self.prog._store.items()}
         arrays = {f"param/{k}": v for k, v in store.items()}
-        arrays.update({f"optim/{k}": v for k, v in self.optimizer.state_arrays().items()})
+        arrays.update({f"optim/{k}": np.array(v) for k, v in self.optimizer.state_arrays().items()})
         if self.best["params"] is not None:
             arrays.update({f"best/{k}": v for k, v in self.best["params"].items()})
         meta = {
             "fingerprint": checkpoint.fingerprint(self.prog.module, store), "params": sorted(store),
-            "train": self.name, "epoch": self.epoch, "history": self.history,
+            "train": self.name, "epoch": self.epoch, "history": list(self.history),
             "best": {k: v for k, v in self.best.items() if k != "params"},
             "rng": {"shuffle": checkpoint.rng_state(self.shuffle_rng), "noise": checkpoint.rng_state(self.noise_rng),
                     "program": checkpoint.rng_state(self.prog._rng)},
         }
-        checkpoint.save(path, arrays, meta)
+        return store, arrays, meta
+
+    def _save_outputs(self, state: tuple | None = None) -> None:
+        store, arrays, meta = state if state is not None else self._state()
+        path = self.checkpoint_path()
+        if path is not None:
+            checkpoint.save(path, arrays, meta)
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            write_history(self.out_dir / "history.csv", meta["history"])
+            checkpoint.save(self.out_dir / "params.npz", store, {"kind": "params"})
+        self._last_save = time.perf_counter()
 
     def _restore(self, path: str | Path) -> None:
         arrays, meta = checkpoint.load(path, checkpoint.fingerprint(self.prog.module, self.prog._store))
