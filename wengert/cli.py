@@ -137,6 +137,8 @@ def _show(values: dict[str, Any], as_json: bool) -> None:
 
 _inputs_option = click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE",
                               help="An input: a literal ([[1,2]], 3.5), file.npy, or file.npz:KEY.")
+_anomaly_option = click.option("--detect-anomaly", "detect_anomaly", is_flag=True,
+                               help="Stop at the first NaN or Inf (forward or backward) and report its line.")
 
 
 @main.command()
@@ -146,10 +148,13 @@ _inputs_option = click.option("-i", "--input", "inputs", multiple=True, metavar=
 @click.option("--json", "as_json", is_flag=True, help="Print the values as JSON.")
 @click.option("--update", "update", is_flag=True, help="Then apply the program's `update` statements once "
                                                       "and print the new values.")
+@_anomaly_option
 @_guard
-def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: bool) -> None:
+def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: bool,
+        detect_anomaly: bool = False) -> None:
     """Evaluate named values of FILE."""
     prog = _program(file)
+    prog.detect_anomaly = detect_anomaly
     fed = parse_inputs(inputs)
     values = prog.run(names.split(","), **fed)
     if update:
@@ -164,10 +169,13 @@ def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: b
 @click.option("--mode", type=click.Choice(["reverse", "forward"]), default="reverse")
 @_inputs_option
 @click.option("--json", "as_json", is_flag=True)
+@_anomaly_option
 @_guard
-def grad(file: str, of: str, wrt: str | None, mode: str, inputs: tuple[str, ...], as_json: bool) -> None:
+def grad(file: str, of: str, wrt: str | None, mode: str, inputs: tuple[str, ...], as_json: bool,
+         detect_anomaly: bool = False) -> None:
     """The gradient of a scalar named value."""
     prog = _program(file)
+    prog.detect_anomaly = detect_anomaly
     grads = prog.grad(of, wrt=wrt.split(",") if wrt else None, mode=mode, **parse_inputs(inputs))
     _show({f"d{of}/d{k}": v for k, v in grads.items()} if not as_json else grads, as_json)
 
@@ -223,6 +231,74 @@ def gradcheck(file: str, of: str, wrt: str | None, order: int, inputs: tuple[str
     click.echo(f"ok: forward and reverse mode of `{of}` agree with numerical differentiation (order {order})")
 
 
+@main.command(name="inspect")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_inputs_option
+@click.option("--params", "params_path", default=None, type=click.Path(dir_okay=False),
+              help="Load params and state from a .npz first (as :load).")
+@click.option("--script", type=click.File("r"), default=None, help="Run the commands in this file, then exit.")
+@_guard
+def inspect_program(file: str, inputs: tuple[str, ...], params_path: str | None, script) -> None:
+    """An interactive session over FILE: :eval, :trace, :entry, :grad, :adjoint, :set, :load, :check
+    (:help lists them). Commands piped on stdin or given by --script run in turn, each output after
+    `>>> COMMAND`; a failing command prints its error and the session goes on (exit status 0)."""
+    from .inspect.session import main as session_main
+    session_main(_program(file), parse_inputs(inputs), params_path, script)
+
+
+# ---------------------------------------------------------------- pictures
+@main.command(name="graph")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--of", "of", required=True, help="The named value whose computation is drawn.")
+@_inputs_option
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+              help="The picture: out.svg, out.png, out.pdf (drawn by Graphviz's dot) or out.dot.")
+@click.option("--trace", "as_trace", is_flag=True, help="Draw the Wengert list of one evaluation, not the IR.")
+@click.option("--adjoints", is_flag=True, help="Show each node's adjoint (reverse mode).")
+@click.option("--tangents", is_flag=True, help="Show each node's tangent (forward mode along --wrt).")
+@click.option("--wrt", default=None, help="With --tangents: the inputs or params to seed (tangent 1).")
+@click.option("--expand", is_flag=True, help="Draw each layer's equations (in a cluster), not one box per layer.")
+@click.option("--rankdir", type=click.Choice(["TB", "LR"]), default=None,
+              help="Top to bottom or left to right (default: LR for small graphs).")
+@_guard
+def graph_command(file: str, of: str, inputs: tuple[str, ...], out: str, as_trace: bool, adjoints: bool,
+                  tangents: bool, wrt: str | None, expand: bool, rankdir: str | None) -> None:
+    """Draw what --of NAME depends on with Graphviz: the dataflow graph, or with --trace the
+    Wengert list of one evaluation (like the book's figures 9-1 to 9-7). Without Graphviz's
+    `dot`, the DOT text is written next to OUT (exit status 0)."""
+    from .inspect.graph import INSTALL_HINT, check_output, graph_dot, render
+    fmt = check_output(out)
+    if tangents and not wrt:
+        raise _usage("--tangents needs --wrt NAME (the direction to seed)")
+    text = graph_dot(_program(file), of, parse_inputs(inputs), trace=as_trace, adjoints=adjoints,
+                     tangents=tangents, wrt=wrt.split(",") if wrt else None, expand=expand, rankdir=rankdir)
+    written = render(text, out)
+    if written.fallback:
+        click.echo(f"Graphviz's `dot` is not on PATH, so wrote {written.path} instead of {out}; {INSTALL_HINT}, "
+                   f"then run `dot -T{fmt} {written.path} -o {out}`", err=True)
+    click.echo(f"wrote {written.path}")
+
+
+@main.command(name="report")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--of", "of", required=True, help="The named value evaluated (and differentiated, when scalar).")
+@_inputs_option
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="The page: report.html.")
+@click.option("--expand", is_flag=True, help="Draw each layer's equations, not one box per layer.")
+@_guard
+def report_command(file: str, of: str, inputs: tuple[str, ...], out: str, expand: bool) -> None:
+    """One self-contained HTML page: the source, the graph, the Wengert list with values and
+    adjoints, and the gradient of --of NAME with respect to each param and float input given."""
+    from .inspect.graph import INSTALL_HINT, dot_binary
+    from .inspect.report import command_line, write_report
+    written = write_report(_program(file), of, parse_inputs(inputs), out, expand=expand,
+                           command=command_line(file, of, inputs, out, expand))
+    if dot_binary() is None:
+        click.echo(f"Graphviz's `dot` is not on PATH, so the report holds the graph as DOT text; {INSTALL_HINT}",
+                   err=True)
+    click.echo(f"wrote {written}")
+
+
 # ---------------------------------------------------------------- training
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
@@ -235,9 +311,10 @@ def gradcheck(file: str, of: str, wrt: str | None, order: int, inputs: tuple[str
               help="Where history.csv, params.npz and the checkpoint go (default: runs/<program>).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint of an earlier run.")
 @click.option("--plot", is_flag=True, help="Also write curves.png (needs matplotlib).")
+@_anomaly_option
 @_guard
 def train(file: str, name: str | None, epochs: int | None, batch: str | None, device: str, seed: int | None,
-          out_dir: str | None, resume: bool, plot: bool) -> None:
+          out_dir: str | None, resume: bool, plot: bool, detect_anomaly: bool = False) -> None:
     """Train FILE's train block, with a progress bar and one summary line per epoch."""
     from pathlib import Path
 
@@ -246,6 +323,7 @@ def train(file: str, name: str | None, epochs: int | None, batch: str | None, de
     from .runtime.train import Trainer
     from .progress import ConsoleReport
     prog = Program(check_file(file), device, seed=seed)
+    prog.detect_anomaly = detect_anomaly
     overrides = {"epochs": epochs, "batch": _batch(batch)}
     out = Path(out_dir) if out_dir else Path("runs") / Path(file).stem
     reporter = ConsoleReport()

@@ -46,6 +46,9 @@ class Program:
             self._store[name] = initial_value(decl, shape, self.seed)
         self._rng = np.random.default_rng(self.seed)
         self.replay_seed: int | None = None  # when set, every evaluation draws the same random numbers
+        # When True, every evaluation and reverse pass stops at the first NaN/Inf with an
+        # AnomalyError at its source line (runtime/anomaly.py; the CLI's --detect-anomaly).
+        self.detect_anomaly: bool = False
         for name, (var, _) in module.updates.items():  # update expressions can be evaluated like values
             module.hidden.setdefault(f"update:{name}", var)
 
@@ -106,7 +109,7 @@ class Program:
         self._require_scalar(of, values[of])
         output = evaluation.entry_of[self._var(of).id]
         release_unneeded(evaluation.trace, output)
-        backward(evaluation.trace, output)
+        self._backward(evaluation.trace, output)
         return values, {n: self._adjoint(evaluation, n, inputs) for n in wrt}
 
     def trace(self, of: str, **inputs: Any) -> Trace:
@@ -129,7 +132,7 @@ class Program:
                 entry.tangent = entry.value.tangent
         if adjoints:
             self._require_scalar(of, primal(out))
-            backward(evaluation.trace, evaluation.entry_of[self._var(of).id])
+            self._backward(evaluation.trace, evaluation.entry_of[self._var(of).id])
         return evaluation.trace
 
     # ---------------------------------------------------------------- derivatives
@@ -178,7 +181,7 @@ class Program:
         trace = evaluation.trace
         output = evaluation.entry_of[self._var(of).id]
         release_unneeded(trace, output)
-        backward(trace, output, cotangent)
+        self._backward(trace, output, cotangent)
         return {n: self._adjoint(evaluation, n, inputs) for n in wrt}
 
     def hvp(self, of: str, wrt: Iterable[str] | None = None, vector: dict[str, Any] | None = None, **inputs: Any
@@ -190,7 +193,7 @@ class Program:
             (1,) + self._root_value(n, inputs).shape) for n in wrt if n in vector}
         evaluation, (out,) = self._evaluate([of], inputs, record=True, active=wrt, tangents=seeds)
         self._require_scalar(of, primal(out))
-        backward(evaluation.trace, evaluation.entry_of[self._var(of).id])
+        self._backward(evaluation.trace, evaluation.entry_of[self._var(of).id])
         result = {}
         for n in wrt:
             entry = self._root_entry(evaluation, n)
@@ -201,6 +204,10 @@ class Program:
         return result
 
     # ---------------------------------------------------------------- internals
+    def _backward(self, trace: Trace, output: int, cotangent: Any = None) -> None:
+        """Reverse mode, honouring `detect_anomaly`."""
+        backward(trace, output, cotangent, detect_anomaly=self.detect_anomaly, path=self.module.path)
+
     def _var(self, name: str) -> Var:
         m = self.module
         if name in m.values:
@@ -323,7 +330,7 @@ class Program:
         if rng is None:
             rng = self._rng if self.replay_seed is None else np.random.default_rng(self.replay_seed)
         ctx = Context(rng, training, bindings)
-        evaluation = Evaluation(self.module, roots, ctx, record, active_ids)
+        evaluation = Evaluation(self.module, roots, ctx, record, active_ids, detect_anomaly=self.detect_anomaly)
         try:
             outs = evaluation.run(outputs)
         except EvaluationError as e:

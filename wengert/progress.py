@@ -62,6 +62,9 @@ class ConsoleReport:
         self._stop_bar()
         self.console.print(f"interrupted: {epoch} epochs are saved; continue with --resume")
 
+    def on_anomaly(self, **_: Any) -> None:
+        self._stop_bar()  # the diagnostic follows (--detect-anomaly)
+
     def on_end(self, history: list[dict[str, Any]]) -> None:
         self._stop_bar()
         if not history:

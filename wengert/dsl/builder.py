@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..runtime import primitives
-from ..runtime.ir import Block, Eqn, Var
+from ..runtime.ir import Block, CallFrame, Eqn, Var
 from ..runtime.types import ERROR_TYPE, FLOATS, NUMPY_DTYPE, DimEnv, TensorType, promote
 from .diagnostics import Reporter
 from .source import Span
@@ -26,6 +26,20 @@ class Builder:
         self.dims = dims
         self.blocks: list[Block] = [Block()]
         self.call_sites: list[tuple[str, Span]] = []  # (function name, call span) being inlined
+        self.layers: list[CallFrame] = []  # recorded on each Eqn as `layer` (pictures group by it)
+        self._fn_calls = 0
+
+    def enter_call(self, callee: str, kind: str, instance: str, definition: Span | None, site: Span | None) -> bool:
+        """Push a CallFrame for a layer call, or for a standard-library fn called from user code
+        (the rest of the standard library is inlined into that frame); True when one was pushed."""
+        if kind != "layer":
+            if definition is None or site is None or not definition.source.path.startswith(STDLIB_PREFIX) \
+                    or site.source.path.startswith(STDLIB_PREFIX):
+                return False
+            self._fn_calls += 1
+            instance = f"{callee}#{self._fn_calls}"
+        self.layers.append(CallFrame(instance, callee, kind))
+        return True
 
     # ---- where errors go ----
     def user_span(self, span: Span | None) -> Span | None:
@@ -77,7 +91,7 @@ class Builder:
             self.error(span, str(e))
             return Var(ERROR_TYPE)
         var = Var(out, hint)
-        self.block.eqns.append(Eqn(prim, tuple(inputs), (var,), params, self.user_span(span)))
+        self.block.eqns.append(Eqn(prim, tuple(inputs), (var,), params, self.user_span(span), layer=tuple(self.layers)))
         return var
 
     def const(self, value: Any, span: Span | None, dtype: str | None = None, weak: bool | None = None) -> Var:
@@ -155,5 +169,6 @@ def control(builder: Builder, prim: str, inputs: list[Var], out_types: list[Tens
             regions: tuple[Block, ...], span: Span | None) -> list[Var]:
     """Emit an `if` or `for` equation (their types are computed by the lowering, not a rule)."""
     outs = [Var(t) for t in out_types]
-    builder.block.eqns.append(Eqn(prim, tuple(inputs), tuple(outs), params, builder.user_span(span), regions))
+    builder.block.eqns.append(Eqn(prim, tuple(inputs), tuple(outs), params, builder.user_span(span), regions,
+                                  layer=tuple(builder.layers)))
     return outs

@@ -115,9 +115,12 @@ def call_fn(lw, info, args, kwargs, span: Span, binding: str | None) -> Any:
     lw.b.call_sites.append((node.name, span))
     if node.kind == "layer":
         lw.layer_frames.append(LayerFrame(lw.layer_prefix(node.name, binding)))
+    framed = lw.b.enter_call(node.name, node.kind, lw.layer_frames[-1].prefix, node.span, span)
     try:
         return _body(lw, node, inner)
     finally:
+        if framed:
+            lw.b.layers.pop()
         if node.kind == "layer":
             lw.layer_frames.pop()
         lw.b.call_sites.pop()

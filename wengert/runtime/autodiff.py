@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from . import ops, primitives
+from . import anomaly, ops, primitives
 from .trace import Trace
 
 
@@ -22,18 +22,34 @@ def release_unneeded(trace: Trace, output: int) -> None:
             e.value = None
 
 
-def backward(trace: Trace, output: int, cotangent: Any = None) -> None:
+def backward(trace: Trace, output: int, cotangent: Any = None, detect_anomaly: bool = False,
+             path: str | None = None) -> None:
     """Fill `entry.adjoint` for every active entry that the output depends on.
 
     Each primitive's VJP rule maps the output's adjoint to its operands' adjoints; rules
     go through ops.bind, so if the trace holds dual numbers (forward mode on top), the
-    adjoints carry tangents too: forward-over-reverse.
+    adjoints carry tangents too: forward-over-reverse. With `detect_anomaly`, the first rule
+    (in backward order) that gives an operand a NaN/Inf adjoint raises `AnomalyError` at its
+    entry's span (`path` names the file for entries without one).
     """
     with np.errstate(all="ignore"):
-        _backward(trace, output, cotangent)
+        _backward(trace, output, cotangent, detect_anomaly, path)
 
 
-def _backward(trace: Trace, output: int, cotangent: Any) -> None:
+def _label(e) -> str:
+    return f"v{e.index} (`{e.name}`)" if e.name else f"v{e.index}"
+
+
+def _check_adjoint(trace: Trace, e, target, g: Any, path: str | None) -> None:
+    count = anomaly.nonfinite(target.adjoint)
+    if count is not None:
+        operands = [(_label(trace.entries[i]), trace.entries[i].value) for i in e.operands if i >= 0]
+        raise anomaly.backward_error(e.span, e.op, _label(target), target.adjoint, count, g, operands, e.index,
+                                     file=path)
+
+
+def _backward(trace: Trace, output: int, cotangent: Any, detect_anomaly: bool = False,
+              path: str | None = None) -> None:
     entries = trace.entries
     out = entries[output]
     seed = np.ones_like(ops.primal(out.value)) if cotangent is None else cotangent
@@ -54,3 +70,5 @@ def _backward(trace: Trace, output: int, cotangent: Any) -> None:
             if not target.active:
                 continue
             target.adjoint = ct if target.adjoint is None else ops.add(target.adjoint, ct)
+            if detect_anomaly:
+                _check_adjoint(trace, e, target, g, path)

@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from . import primitives
+from . import anomaly, primitives
 from .ir import Block, Eqn, Module, Var
 from .ops import Dual, bind, primal
 from .trace import Entry, Trace
@@ -61,15 +61,16 @@ class Evaluation:
     """One evaluation of a module: values by var id, and the trace when recording."""
 
     def __init__(self, module: Module, roots: dict[int, tuple[str, str, Any]], ctx: Context, record: bool = True,
-                 active_roots: set[int] = frozenset()):
+                 active_roots: set[int] = frozenset(), detect_anomaly: bool = False):
         self.module = module
+        self.detect_anomaly = detect_anomaly  # stop at the first NaN/Inf produced or read (anomaly.py)
         self.roots = roots  # var id -> (kind, name, value) for inputs, params and state
         self.ctx = ctx
         self.record = record
         self.active_roots = set(active_roots)
         self.trace = Trace(source_text=module.source_text)
         self.env: dict[int, Any] = {}  # var id -> value
-        self.entry_of: dict[int, int] = {}  # var id -> trace entry index
+        self.entry_of: dict[int, int] = self.trace.var_entry  # var id -> trace entry index
         self._resolved: dict[int, dict[str, Any]] = {}
 
     # ---- values ----
@@ -78,6 +79,8 @@ class Evaluation:
             kind, name, value = self.roots[v.id]
             self.env[v.id] = value
             self._record(v, kind, (), {}, value, None, name=name, active=v.id in self.active_roots)
+            if self.detect_anomaly:
+                self._check_root(v, kind, name, value)
         return self.env[v.id]
 
     def _record(self, v: Var, op: str, operands: tuple[int, ...], params: dict, value: Any, span: Any,
@@ -155,6 +158,35 @@ class Evaluation:
         active = self.record and prim.differentiable and self._active(e.inputs)
         self._record(out, e.prim, tuple(self.entry_of.get(i.id, -1) for i in e.inputs), params, value, e.span,
                      name=out.hint if out.hint and not out.hint.startswith("%") else "", active=active)
+        if self.record:
+            self.trace.entries[-1].layer = e.layer
+        if self.detect_anomaly:
+            self._check(e, out, args, value)
+
+    # ---- anomaly detection (only when on) ----
+    def _label(self, v: Var, position: int) -> str:
+        """`v4 (`x`)` with a trace, `2 (`x`)` without one: how an operand is named in a message."""
+        if self.record and v.id in self.entry_of:
+            entry = self.trace.entries[self.entry_of[v.id]]
+            label, name = f"v{entry.index}", entry.name
+        else:
+            root = self.roots.get(v.id)
+            label, name = str(position), root[1] if root else (v.hint if v.hint and not v.hint.startswith("%") else "")
+        return f"{label} (`{name}`)" if name else label
+
+    def _check(self, e: Eqn, out: Var, args: list[Any], value: Any) -> None:
+        count = anomaly.nonfinite(value)
+        if count is not None:
+            operands = [(self._label(v, k + 1), a) for k, (v, a) in enumerate(zip(e.inputs, args))]
+            raise anomaly.forward_error(e.span, e.prim, value, count, operands, self.entry_of.get(out.id),
+                                        file=self.module.path)
+
+    def _check_root(self, v: Var, kind: str, name: str, value: Any) -> None:
+        count = anomaly.nonfinite(value)
+        if count is not None:
+            decl = self.module.inputs.get(name) if kind == "input" else self.module.params.get(name)
+            raise anomaly.root_error(decl.span if decl is not None else None, kind, name, value, count,
+                                     self.entry_of.get(v.id), file=self.module.path)
 
     def _alias(self, target: Var, source: Var) -> None:
         self.env[target.id] = self.env[source.id]

@@ -27,6 +27,16 @@ class Var:
         return f"%{self.id}"
 
 
+@attrs.frozen
+class CallFrame:
+    """A call being inlined when an equation was made: a `layer` call, or a standard-library
+    `fn` called from the user's code. Pictures group equations by these (`wengert graph`)."""
+
+    instance: str  # a layer's param prefix ("Conv2D_1", "h1", "enc.Dense_1"); "relu#3" for a fn
+    callee: str  # "Conv2D", "relu"
+    kind: str  # "layer" | "fn"
+
+
 @attrs.define(eq=False)
 class Eqn:
     prim: str
@@ -35,6 +45,7 @@ class Eqn:
     params: dict[str, Any]
     span: Any = None  # the source span of the user's code that produced it
     regions: tuple["Block", ...] = ()
+    layer: tuple[CallFrame, ...] = ()  # the calls being inlined when it was made, outermost first
 
 
 @attrs.define(eq=False)

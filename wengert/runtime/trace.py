@@ -23,6 +23,7 @@ class Entry:
     active: bool = False  # depends on something being differentiated
     adjoint: Any = None  # filled by the reverse pass
     tangent: Any = None  # filled by forward mode (batched: directions first)
+    layer: tuple = ()  # the equation's `layer` (ir.CallFrame, outermost first): which layer call made it
 
     @property
     def primal(self) -> Any:
@@ -34,6 +35,7 @@ class Trace:
     entries: list[Entry] = attrs.Factory(list)
     outputs: dict[str, int] = attrs.Factory(dict)  # requested name -> entry index
     source_text: str = ""
+    var_entry: dict[int, int] = attrs.Factory(dict)  # IR var id -> entry index (the last one, in loops)
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -12,7 +12,7 @@ import attrs
 import numpy as np
 
 from ..dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
-from . import checkpoint, data, optim
+from . import anomaly, checkpoint, data, optim
 
 EVAL_CHUNK = 4096
 SAVE_EVERY = 1.0  # seconds: short epochs are checkpointed at most this often (and always at the end)  # rows per evaluation when measuring loss and metrics on a whole data set
@@ -87,6 +87,7 @@ class Trainer:
         self.best: dict[str, Any] = {"loss": math.inf, "wait": 0, "params": None, "epoch": -1}
         self._snapshot: tuple | None = None  # the state after the last complete epoch
         self._last_save = -math.inf
+        self._at = ""  # where the loop is, for an anomaly's note ("step 3 of epoch 2")
 
     # ---------------------------------------------------------------- data
     def _load_data(self) -> dict[str, data.Dataset]:
@@ -147,6 +148,11 @@ class Trainer:
                 self._save_outputs(self._snapshot)
             self.report("interrupted", epoch=self._snapshot[2]["epoch"] if self._snapshot else 0)
             raise
+        except anomaly.AnomalyError as e:  # prog.detect_anomaly: stop, keeping the last complete epoch
+            if self._snapshot is not None:
+                self._save_outputs(self._snapshot)
+            self.report("anomaly", epoch=self.epoch, where=self._at)
+            raise e.with_note(f"training stopped at {self._at}", file=self.prog.module.path) from None
         if self.best["params"] is not None:
             self.prog._store.update({k: v.copy() for k, v in self.best["params"].items()})
         self._save_outputs()
@@ -163,6 +169,7 @@ class Trainer:
                 break
             batch = self._columns(train, index)
             count = len(next(iter(batch.values()))) if batch else 0
+            self._at = f"step {k + 1} of epoch {self.epoch + 1} (optimizer step {self.optimizer.step_count + 1})"
             values, grads = prog.value_and_grad(s.minimize, self.param_names, batch,
                                                 also=self.hidden_metrics + self.update_names, training=True)
             grads = self._adjust(grads)
@@ -171,6 +178,8 @@ class Trainer:
                 def hvp(v, batch=batch):
                     return prog.hvp(s.minimize, self.param_names, v, **batch)
             self.optimizer.step({n: prog._store[n] for n in self.param_names}, grads, lr, hvp=hvp)
+            if prog.detect_anomaly:
+                self._check_params(grads, lr)
             for name in prog.module.updates:
                 prog._store[name] = np.asarray(values[f"update:{name}"], dtype=prog._store[name].dtype).reshape(
                     prog._store[name].shape)
@@ -185,6 +194,7 @@ class Trainer:
         for label, hidden in self.spec.metrics:
             row[label] = sums.get(hidden, math.nan) / max(seen, 1)
         if s.valid:
+            self._at = f"the validation of epoch {self.epoch + 1} (on `{s.valid}`)"
             measured = self.evaluate(self.datasets[s.valid])
             row["valid_loss"] = measured["loss"]
             for label in self.metric_names:
@@ -192,6 +202,15 @@ class Trainer:
         row["lr"] = lr
         row["seconds"] = time.perf_counter() - start
         return row
+
+    def _check_params(self, grads: dict[str, np.ndarray], lr: float) -> None:
+        """With anomaly detection: a param the optimizer step made NaN/Inf, at its declaration."""
+        store = self.prog._store
+        for n in self.param_names:
+            count = anomaly.nonfinite(store[n])
+            if count is not None:
+                raise anomaly.optimizer_error(self.prog.module.params[n].span, self.optimizer.name, n, store[n],
+                                              grads.get(n), lr, count, file=self.prog.module.path)
 
     def _adjust(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         s = self.settings

@@ -1,0 +1,1 @@
+"""Tools for looking inside a loaded program (`wengert inspect`, ...)."""
