@@ -35,6 +35,8 @@ class ConsoleReport:
 
     def on_step(self, epoch: int, epochs: int, step: int, steps: int, loss: float, examples_per_s: float,
                 **_: Any) -> None:
+        if not self.console.is_terminal:
+            return  # a log file or a pipe gets the epoch lines only
         if self.progress is None:
             self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("loss {task.fields[loss]:.4f}"),
