@@ -136,10 +136,6 @@ def test_random_regression(tmp_path):
     assert 0.45 < (y - x @ w).std() < 0.55
 
 
-def test_words_is_not_available(tmp_path):
-    assert fails(tmp_path, "words(per_language=3, max_len=5)") == "the `words` source is not available yet"
-
-
 # ----------------------------------------------------------------------------- csv
 def test_csv_columns_and_ranges(tmp_path):
     write_csv(tmp_path / "train.csv")

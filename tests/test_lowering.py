@@ -132,7 +132,9 @@ def test_nested_layers_get_dotted_names():
         bi = Bidirectional(xs, 8)
     """)
     assert list(m.params) == ["bi.forward.W", "bi.forward.U", "bi.forward.b",
-                              "bi.backward.W", "bi.backward.U", "bi.backward.b"]
+                              "bi.forward.peep_i", "bi.forward.peep_f", "bi.forward.peep_o",
+                              "bi.backward.W", "bi.backward.U", "bi.backward.b",
+                              "bi.backward.peep_i", "bi.backward.peep_f", "bi.backward.peep_o"]
     assert ptyp(m, "bi.forward.W") == "f32[16, 32]"
     assert ptyp(m, "bi.backward.U") == "f32[8, 32]"
     assert m.params["bi.forward.U"].init == Initializer("orthogonal")

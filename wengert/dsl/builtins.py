@@ -538,10 +538,45 @@ def _as_label(lw, v: Var, span) -> Var:
 
 
 # ---------------------------------------------------------------- functional loops
-@builtin("scan", "f", "init", "xs", axis=1)
-def _scan(lw, span, f, init, xs, axis=1):
+@builtin("scan", "f", "init", "xs", axis=1, args=None)
+def _scan(lw, span, f, init, xs, axis=1, args=None):
     from .loops import lower_scan
     if not isinstance(f, FnRef):
         return _err(lw, span, f"scan needs a function as its first argument, got {describe(f)}")
-    return lower_scan(lw, f.name, init, xs, axis, span)
+    return lower_scan(lw, f.name, init, xs, axis, span, args)
+
+
+# ---------------------------------------------------------------- static helpers for the layers
+@builtin("pair", "x")
+def _pair_of(lw, span, x):
+    """An int k as [k, k]; a pair [a, b] as it is (Keras's kernel_size/strides convention)."""
+    p = _pair(lw, x, span, "a size")
+    return Var(ERROR_TYPE) if p is None else list(p)
+
+
+@builtin("one_of", "value", "options")
+def _one_of(lw, span, value, options):
+    """The position of a static value (a string option such as feedback="output") in a list of options."""
+    from .diagnostics import did_you_mean
+    if not isinstance(options, list):
+        return _err(lw, span, f"one_of needs a list of options, got {describe(options)}")
+    for k, o in enumerate(options):
+        if type(o) is type(value) and o == value:
+            return k
+    shown = ", ".join(f'"{o}"' if isinstance(o, str) else describe(o) for o in options)
+    got = f'"{value}"' if isinstance(value, str) else describe(value)
+    hint = did_you_mean(value, [o for o in options if isinstance(o, str)]) if isinstance(value, str) else ""
+    return _err(lw, span, f"{got} is not one of {shown}{hint}")
+
+
+@builtin("unit_forget_bias", "units", gates=4, forget=1)
+def _unit_forget_bias(lw, span, units, gates=4, forget=1):
+    """Keras's unit_forget_bias: a static list of gates * units zeros with a block of ones for the forget
+    gate (gate number `forget`); usable as a param's initial value."""
+    u, g, k = (_int(lw, v, span, what) for v, what in ((units, "units"), (gates, "gates"), (forget, "forget")))
+    if u is None or g is None or k is None:
+        return Var(ERROR_TYPE)
+    if u <= 0 or not 0 <= k < g:
+        return _err(lw, span, f"unit_forget_bias: need units > 0 and 0 <= forget < gates, got {u}, {k}, {g}")
+    return [0.0] * (k * u) + [1.0] * u + [0.0] * ((g - k - 1) * u)
 

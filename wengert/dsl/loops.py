@@ -175,25 +175,42 @@ def _rebind(lw, scope, name: str, value: Var) -> None:
 
 
 # ---------------------------------------------------------------- scan
-def lower_scan(lw, fname: str, init: Any, xs: Any, axis: Any, span) -> Var:
+def lower_scan(lw, fname: str, init: Any, xs: Any, axis: Any, span, args: Any = None) -> Var:
+    """scan(f, init, xs, axis, args): f(carry, x_t, ..., *args) per step; the stacked carries.
+
+    xs may be a list of tensors (several sequences of the same length, e.g. [xs, mask]):
+    each step passes one slice of each as a separate argument. args are extra
+    non-sequence arguments (Theano's non_sequences), passed unchanged to every step.
+    """
     from .calls import call_named
-    seq = lw.tensor(xs, span)
+    many = isinstance(xs, list) and bool(xs) and all(isinstance(x, Var) for x in xs)
+    seqs = [lw.tensor(x, span) for x in xs] if many else [lw.tensor(xs, span)]
     carry0 = lw.tensor(init, span)
-    if seq.type.is_error or carry0.type.is_error:
+    extra = [] if args is None else (args if isinstance(args, list) else [args])
+    if any(s.type.is_error for s in seqs) or carry0.type.is_error:
         return Var(ERROR_TYPE)
-    if not isinstance(axis, int) or not -seq.type.rank <= axis < seq.type.rank:
-        lw.b.error(span, f"scan: axis {axis!r} is out of range for {lw.fmt(seq.type)}")
+    seq = seqs[0]
+    if not isinstance(axis, int) or not all(-s.type.rank <= axis < s.type.rank for s in seqs):
+        bad = next((s for s in seqs if not isinstance(axis, int) or not -s.type.rank <= axis < s.type.rank), seq)
+        lw.b.error(span, f"scan: axis {axis!r} is out of range for {lw.fmt(bad.type)}")
         return Var(ERROR_TYPE)
+    axes = [axis % s.type.rank for s in seqs]
     axis %= seq.type.rank
     n = lw.dims.resolve(seq.type.shape[axis])
+    for s, a in zip(seqs[1:], axes[1:]):
+        if lw.dims.same(n, s.type.shape[a]) is False:
+            lw.b.error(span, f"scan: the sequences have different lengths along axis {axis}: "
+                             f"{lw.fmt(seq.type)} and {lw.fmt(s.type)}")
+            return Var(ERROR_TYPE)
     t = carry0.type
     for attempt in range(4):
         snap = snapshot(lw)
         index = Var(TensorType("i64", ()), "t")
         carry = Var(t, "carry")
         block = lw.b.push(Block(args=(index, carry)))
-        x_t = lw.b.emit("index", [seq, index], {"axis": axis}, span)
-        new = lw.tensor(call_named(lw, fname, [(carry, span), (x_t, span)], [], span, None, _module_scope(lw)), span)
+        steps = [(lw.b.emit("index", [s, index], {"axis": a}, span), span) for s, a in zip(seqs, axes)]
+        new = lw.tensor(call_named(lw, fname, [(carry, span), *steps, *((v, span) for v in extra)], [], span,
+                                   None, _module_scope(lw)), span)
         lw.b.pop()
         if new.type.is_error:
             return new

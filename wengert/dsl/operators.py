@@ -26,6 +26,8 @@ def binary(lw, op: str, a: Any, b: Any, span: Span) -> Any:
     if isinstance(a, Var) and a.type.is_error or isinstance(b, Var) and b.type.is_error:
         return Var(ERROR_TYPE)
     # Static folding: numbers, bools and dims.
+    if isinstance(a, str) and isinstance(b, str) and op in ("==", "!="):
+        return (a == b) if op == "==" else (a != b)  # static options such as padding == "same"
     if op in ("and", "or") and isinstance(a, bool) and isinstance(b, bool):
         return (a and b) if op == "and" else (a or b)
     if _number(a) and _number(b) and op in _STATIC:

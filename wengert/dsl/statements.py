@@ -242,7 +242,10 @@ def _metrics(lw, value: ast.Expr, scope) -> list[tuple[str, str]]:
         if not v.type.is_error and any(lw.dims.resolve(d) != 1 for d in v.type.shape):
             lw.b.error(item.span, f"a metric must be a scalar, got {lw.fmt(v.type)}")
             continue
-        hidden = f"metric:{label}"
+        hidden, k = f"metric:{label}", 1
+        while hidden in lw.hidden:  # the same label in another train block may be another value
+            k += 1
+            hidden = f"metric:{label}#{k}"
         lw.hidden[hidden] = v
         out.append((label, hidden))
     return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import gzip
 import math
 import struct
@@ -408,8 +409,82 @@ def _random_regression(spec: DataSpec, /, examples: int, features: int, noise: f
     return {"x": x, "y": x @ w + noise * rng.normal(size=examples)}
 
 
-def _words(spec: DataSpec, /, **_: Any) -> dict[str, Column]:
-    raise DataError.at(spec, "the `words` source is not available yet")
+WORDS_DIR = Path("/usr/share/dict")
+WORDS_LISTS = (  # (language, file under WORDS_DIR, the Debian package that provides it); label = position
+    ("english", "american-english", "wamerican"),
+    ("german", "ngerman", "wngerman"),
+    ("french", "french", "wfrench"),
+    ("italian", "italian", "witalian"),
+    ("spanish", "spanish", "wspanish"),
+)
+# The fixed alphabet of `words`: every character of the five Debian lists (lowercased), sorted.
+# Id k + 1 is WORDS_ALPHABET[k]; 0 pads. Fixed, so that ids never depend on the lists' versions,
+# on max_len or on the sample; words with any other character are dropped. Vocabulary: 53 ids.
+WORDS_ALPHABET = "-.abcdefghijklmnopqrstuvwxyz\u00df\u00e0\u00e1\u00e2\u00e4\u00e5\u00e7\u00e8\u00e9\u00ea" \
+                 "\u00eb\u00ec\u00ed\u00ee\u00ef\u00f1\u00f2\u00f3\u00f4\u00f6\u00f9\u00fa\u00fb\u00fc"
+WORDS_VOCAB = len(WORDS_ALPHABET) + 1
+
+
+def _words(spec: DataSpec, /, per_language: int, max_len: int, seed: int = 0) -> dict[str, Column]:
+    """Character-level language identification: `x` i64[n, max_len] character ids (0-padded on
+    the right), `y` i64[n] (0 english, 1 german, 2 french, 3 italian, 4 spanish), per_language
+    words of each list drawn without replacement; words in two lists are dropped; rows shuffled."""
+    for name, value in (("per_language", per_language), ("max_len", max_len)):
+        if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0):
+            raise DataError.at(spec, f"`words`: {name} must be a positive integer, got {value!r}")
+    rng = _rng(spec, seed)
+    lists = _word_lists(spec)
+    ids = {c: k + 1 for k, c in enumerate(WORDS_ALPHABET)}
+    words, labels = [], []
+    for label, ((language, _, _), candidates) in enumerate(zip(WORDS_LISTS, lists)):
+        fitting = [w for w in candidates if len(w) <= max_len]
+        if len(fitting) < per_language:
+            raise DataError.at(spec, f"`words`: the {language} list has {len(fitting)} words of at most {max_len} "
+                                     f"characters (in no other list), fewer than per_language={per_language}")
+        words += [fitting[k] for k in rng.choice(len(fitting), size=int(per_language), replace=False)]
+        labels += [label] * int(per_language)
+    x = np.zeros((len(words), int(max_len)), dtype=np.int64)
+    for row, word in enumerate(words):
+        x[row, :len(word)] = [ids[c] for c in word]
+    order = rng.permutation(len(words))
+    return {"x": x[order], "y": np.array(labels, dtype=np.int64)[order]}
+
+
+def _word_lists(spec: DataSpec) -> tuple[tuple[str, ...], ...]:
+    """Each language's words (sorted) that occur in no other list, read once per set of files."""
+    keys = []
+    for language, name, package in WORDS_LISTS:
+        file = WORDS_DIR / name
+        try:
+            stat = file.stat()
+        except FileNotFoundError:
+            raise DataError.at(spec, f"`words`: {file}: no such file (the {language} word list); "
+                                     f"`apt-get install {package}` provides it") from None
+        keys.append((str(file), stat.st_mtime_ns, stat.st_size))
+    try:
+        return _read_word_lists(tuple(keys))
+    except OSError as e:
+        raise DataError.at(spec, f"`words`: {e.filename}: cannot be read ({e.strerror})") from None
+
+
+@functools.lru_cache(maxsize=4)
+def _read_word_lists(keys: tuple[tuple[str, int, int], ...]) -> tuple[tuple[str, ...], ...]:
+    alphabet = set(WORDS_ALPHABET)
+    sets = []
+    for file, _, _ in keys:
+        raw = Path(file).read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+        lines = {line.strip() for line in text.lower().splitlines()}
+        sets.append({w for w in lines if w and alphabet.issuperset(w)})  # drops "cat's", "a b" and empty lines
+    seen: set[str] = set()
+    shared: set[str] = set()
+    for words in sets:
+        shared |= seen & words
+        seen |= words
+    return tuple(tuple(sorted(words - shared)) for words in sets)
 
 
 SOURCES: dict[str, Callable[..., dict[str, Column]]] = {

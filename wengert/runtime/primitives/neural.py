@@ -1,4 +1,5 @@
-"""Convolution and pooling over NHWC tensors (vectorised: windows views + one product)."""
+"""Convolution and pooling over NHWC tensors: im2col + one BLAS product per convolution,
+loops over kernel taps (never over pixels) for col2im and pooling."""
 from __future__ import annotations
 
 import numpy as np
@@ -43,14 +44,48 @@ def _conv2d_rule(env, x: TensorType, w: TensorType, *, stride, padding):
     return TensorType(x.dtype, (x.shape[0], oh, ow, w.shape[3]))
 
 
-def _conv2d(x, w, *, stride, padding):
-    kh, kw = w.shape[:2]
-    sh, sw = stride
-    if padding == "same":
-        (pt, pb), (pl, pr) = same_padding(x.shape[1], kh, sh), same_padding(x.shape[2], kw, sw)
+# ---------------------------------------------------------------- kernels
+# Spatial axes are always -3 and -2 (NHWC); pooling kernels accept any leading axes, so a
+# batched tangent [K, N, H, W, C] goes through them as it is. Loops run over kernel taps
+# (kh*kw strided slices), never over pixels or windows.
+def _pads(h: int, w: int, kh: int, kw: int, stride, padding: str):
+    if padding != "same":
+        return (0, 0), (0, 0)
+    return same_padding(h, kh, stride[0]), same_padding(w, kw, stride[1])
+
+
+def _im2col(x, kh: int, kw: int, stride, padding: str):
+    """x [B, H, W, C] -> (cols [B*OH*OW, kh*kw*C], rows in (kh, kw, C) order; (B, OH, OW)).
+
+    A strided window view made contiguous in one copy, so a convolution is one BLAS product."""
+    (pt, pb), (pl, pr) = _pads(x.shape[1], x.shape[2], kh, kw, stride, padding)
+    if pt or pb or pl or pr:
         x = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # N, OH, OW, C, kh, kw
-    return np.einsum("nhwcij,ijco->nhwo", win, w, optimize=True)
+    win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::stride[0], ::stride[1]]  # B, OH, OW, C, kh, kw
+    b, oh, ow, c = win.shape[:4]
+    cols = np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3))
+    return cols.reshape(b * oh * ow, kh * kw * c), (b, oh, ow)
+
+
+def _col2im(d, x_hw, kh: int, kw: int, stride, padding: str):
+    """The transpose of im2col: d [B, OH, OW, kh, kw, *rest] -> [B, H, W, *rest], adding each
+    kernel tap's strided slice."""
+    (h, w), (sh, sw) = x_hw, stride
+    b, oh, ow = d.shape[:3]
+    (pt, pb), (pl, pr) = _pads(h, w, kh, kw, stride, padding)
+    gx = np.zeros((b, h + pt + pb, w + pl + pr) + d.shape[5:], dtype=d.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            gx[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] += d[:, :, :, i, j]
+    if pt or pb or pl or pr:
+        gx = np.ascontiguousarray(gx[:, pt:pt + h, pl:pl + w])
+    return gx
+
+
+def _conv2d(x, w, *, stride, padding):
+    kh, kw, _, cout = w.shape
+    cols, (b, oh, ow) = _im2col(x, kh, kw, stride, padding)
+    return (cols @ w.reshape(-1, cout)).reshape(b, oh, ow, cout)
 
 
 define("conv2d", _conv2d_rule, _conv2d)
@@ -68,12 +103,42 @@ def _pool_rule(env, x: TensorType, *, size, stride):
     return TensorType(x.dtype, (x.shape[0], oh, ow, x.shape[3]))
 
 
-def _windows(x, size, stride):
-    return sliding_window_view(x, size, axis=(1, 2))[:, ::stride[0], ::stride[1]]
+def _pool_out(hw, size, stride) -> tuple[int, int]:
+    return (hw[0] - size[0]) // stride[0] + 1, (hw[1] - size[1]) // stride[1] + 1
 
 
-define("maxpool2d", _pool_rule, lambda x, *, size, stride: _windows(x, size, stride).max(axis=(4, 5)))
-define("avgpool2d", _pool_rule, lambda x, *, size, stride: _windows(x, size, stride).mean(axis=(4, 5)))
+def _taps(x_hw, size, stride):
+    """Index tuples, one per window position (i, j): the input pixels each window sees there."""
+    oh, ow = _pool_out(x_hw, size, stride)
+    sh, sw = stride
+    return [(Ellipsis, slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw), slice(None))
+            for i in range(size[0]) for j in range(size[1])]
+
+
+def _maxpool(x, *, size, stride):
+    taps = _taps(x.shape[-3:-1], size, stride)
+    out = x[taps[0]].copy()
+    for t in taps[1:]:
+        np.maximum(out, x[t], out=out)
+    return out
+
+
+def _window_sum(x, size, stride):
+    taps = _taps(x.shape[-3:-1], size, stride)
+    out = x[taps[0]].copy()
+    for t in taps[1:]:
+        out += x[t]
+    return out
+
+
+def _avgpool(x, *, size, stride):
+    out = _window_sum(x, size, stride)
+    out /= size[0] * size[1]
+    return out
+
+
+define("maxpool2d", _pool_rule, _maxpool)
+define("avgpool2d", _pool_rule, _avgpool)
 
 
 # ---------------------------------------------------------------- derivative rules
@@ -81,89 +146,121 @@ from .. import ops  # noqa: E402
 from . import rules  # noqa: E402
 
 
-def _padded(x, kh, kw, stride, padding):
-    if padding != "same":
-        return x, (0, 0), (0, 0)
-    ph, pw = same_padding(x.shape[1], kh, stride[0]), same_padding(x.shape[2], kw, stride[1])
-    return np.pad(x, ((0, 0), ph, pw, (0, 0))), ph, pw
-
-
 def _input_grad(g, w, *, x_shape, stride, padding):
-    """d conv2d / d x: each kernel tap spreads the output cotangent back over the input."""
-    kh, kw = w.shape[:2]
-    (sh, sw), (oh, ow) = stride, g.shape[1:3]
-    _, ph, pw = _padded(np.empty((1,) + tuple(x_shape[1:3]) + (1,), dtype=g.dtype), kh, kw, stride, padding)
-    hp, wp = x_shape[1] + ph[0] + ph[1], x_shape[2] + pw[0] + pw[1]
-    gp = np.zeros((x_shape[0], hp, wp, x_shape[3]), dtype=g.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            gp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += g @ w[i, j].T
-    return gp[:, ph[0]:ph[0] + x_shape[1], pw[0]:pw[0] + x_shape[2], :]
+    """d conv2d / d x: g @ W^T gives each tap's share, col2im adds them back onto the input."""
+    kh, kw, cin, cout = w.shape
+    b, oh, ow = g.shape[:3]
+    d = g.reshape(-1, cout) @ w.reshape(-1, cout).T  # [B*OH*OW, kh*kw*cin]
+    return _col2im(d.reshape(b, oh, ow, kh, kw, cin), tuple(x_shape[1:3]), kh, kw, stride, padding)
 
 
 def _filter_grad(x, g, *, w_shape, stride, padding):
+    """d conv2d / d W: im2col(x)^T @ g."""
     kh, kw = w_shape[:2]
-    xp, _, _ = _padded(x, kh, kw, stride, padding)
-    win = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::stride[0], ::stride[1]]
-    return np.einsum("nhwcij,nhwo->ijco", win, g, optimize=True)
+    cols, _ = _im2col(x, kh, kw, stride, padding)
+    return (cols.T @ g.reshape(-1, g.shape[3])).reshape(tuple(w_shape))
 
 
 define("conv2d_input_grad", lambda env, g, w, **_: g, _input_grad)
 define("conv2d_filter_grad", lambda env, x, g, **_: x, _filter_grad)
 
 
-def _per_direction(fn, batched, *rest, **params):
-    return np.stack([fn(batched[k], *rest, **params) for k in range(batched.shape[0])])
+# Forward mode: the direction axis K of a tangent is folded into the batch axis (a tangent of an
+# image-like operand) or into the channels (a tangent of the kernel), so K directions cost one
+# im2col and one product, not K of them.
+def _fold(t):
+    """[K, N, ...] -> [K*N, ...]."""
+    return t.reshape((-1,) + t.shape[2:])
 
 
-def _bilinear_jvp(fn):
-    """JVP of a function linear in each of its two array arguments."""
-    def jvp(primals, tangents, out, **params):
-        a, b = primals
-        ta, tb = tangents
-        result = None
-        if ta is not None:
-            result = np.stack([fn(ta[k], b, **params) for k in range(ta.shape[0])])
-        if tb is not None:
-            term = np.stack([fn(a, tb[k], **params) for k in range(tb.shape[0])])
-            result = term if result is None else result + term
-        return result
-    return jvp
+def _conv2d_jvp(primals, tangents, out, *, stride, padding):
+    (x, w), (tx, tw) = primals, tangents
+    result = None
+    if tx is not None:
+        result = _conv2d(_fold(tx), w, stride=stride, padding=padding).reshape((tx.shape[0],) + out.shape)
+    if tw is not None:
+        k, (kh, kw, cin, cout) = tw.shape[0], w.shape
+        wk = np.moveaxis(tw, 0, 3).reshape(kh, kw, cin, k * cout)  # the directions as extra output channels
+        term = _conv2d(x, wk, stride=stride, padding=padding).reshape(out.shape[:3] + (k, cout))
+        term = np.ascontiguousarray(np.moveaxis(term, 3, 0))
+        result = term if result is None else result + term
+    return result
 
 
-rules("conv2d_input_grad", _bilinear_jvp(_input_grad), None)
-rules("conv2d_filter_grad", _bilinear_jvp(_filter_grad), None)
-rules("conv2d", _bilinear_jvp(_conv2d),
+def _input_grad_jvp(primals, tangents, out, *, x_shape, stride, padding):
+    (g, w), (tg, tw) = primals, tangents
+    result = None
+    if tg is not None:
+        k = tg.shape[0]
+        result = _input_grad(_fold(tg), w, x_shape=(k * x_shape[0],) + tuple(x_shape[1:]), stride=stride,
+                             padding=padding).reshape((k,) + out.shape)
+    if tw is not None:
+        k, (kh, kw, cin, cout) = tw.shape[0], w.shape
+        b, oh, ow = g.shape[:3]
+        wk = np.ascontiguousarray(tw.transpose(1, 2, 0, 3, 4)).reshape(-1, cout)  # rows in (kh, kw, K, cin) order
+        d = (g.reshape(-1, cout) @ wk.T).reshape(b, oh, ow, kh, kw, k, cin)
+        term = _col2im(d, tuple(x_shape[1:3]), kh, kw, stride, padding)  # [N, H, W, K, cin]
+        term = np.ascontiguousarray(np.moveaxis(term, 3, 0))
+        result = term if result is None else result + term
+    return result
+
+
+def _filter_grad_jvp(primals, tangents, out, *, w_shape, stride, padding):
+    (x, g), (tx, tg) = primals, tangents
+    kh, kw = w_shape[:2]
+    cout = g.shape[3]
+    result = None
+    if tx is not None:
+        k = tx.shape[0]
+        cols, _ = _im2col(_fold(tx), kh, kw, stride, padding)
+        cols = cols.reshape(k, -1, cols.shape[1])  # [K, M, P]
+        result = np.matmul(cols.transpose(0, 2, 1), g.reshape(-1, cout)).reshape((k,) + tuple(w_shape))
+    if tg is not None:
+        k = tg.shape[0]
+        cols, _ = _im2col(x, kh, kw, stride, padding)
+        term = np.matmul(cols.T, tg.reshape(k, -1, cout)).reshape((k,) + tuple(w_shape))
+        result = term if result is None else result + term
+    return result
+
+
+rules("conv2d_input_grad", _input_grad_jvp, None)
+rules("conv2d_filter_grad", _filter_grad_jvp, None)
+rules("conv2d", _conv2d_jvp,
       lambda g, out, x, w, *, stride, padding: (
           ops.bind("conv2d_input_grad", g, w, x_shape=ops.primal(x).shape, stride=stride, padding=padding),
           ops.bind("conv2d_filter_grad", x, g, w_shape=ops.primal(w).shape, stride=stride, padding=padding)))
 
 
-def _max_weights(x, out, size, stride):
-    """Per window, 1/ties at the positions holding the max (ties share the derivative)."""
-    win = _windows(x, size, stride)
-    hit = (win == out[..., None, None]).astype(x.dtype)
-    return hit / hit.sum(axis=(4, 5), keepdims=True)
-
-
-def _spread(weights_times_g, x_shape, size, stride):
-    """Add window-shaped contributions (N, OH, OW, C, kh, kw) back onto the input grid."""
-    gx = np.zeros(x_shape, dtype=weights_times_g.dtype)
-    oh, ow = weights_times_g.shape[1:3]
-    for i in range(size[0]):
-        for j in range(size[1]):
-            gx[:, i:i + stride[0] * (oh - 1) + 1:stride[0], j:j + stride[1] * (ow - 1) + 1:stride[1], :] += \
-                weights_times_g[..., i, j]
-    return gx
+def _max_hits(x, out, size, stride):
+    """Per window position, where the input holds its window's max, and per window how many
+    positions do (ties share the derivative equally)."""
+    hits = [x[t] == out for t in _taps(x.shape[-3:-1], size, stride)]
+    count = np.zeros(out.shape, dtype=x.dtype)
+    for h in hits:
+        count += h
+    return hits, count
 
 
 def _maxpool_grad(x, out, g, *, size, stride):
-    return _spread(_max_weights(x, out, size, stride) * g[..., None, None], x.shape, size, stride)
+    """g [..., OH, OW, C] (extra leading axes allowed) spread onto the max positions of x."""
+    hits, count = _max_hits(x, out, size, stride)
+    share = g / count
+    gx = np.zeros(np.broadcast_shapes(g.shape[:-3], x.shape[:-3]) + x.shape[-3:], dtype=g.dtype)
+    disjoint = size[0] <= stride[0] and size[1] <= stride[1]
+    for t, h in zip(_taps(x.shape[-3:-1], size, stride), hits):
+        if disjoint:
+            np.multiply(h, share, out=gx[t])
+        else:
+            gx[t] += h * share
+    return gx
 
 
 def _avgpool_grad(g, *, x_shape, size, stride):
-    w = np.full(tuple(size), 1.0 / (size[0] * size[1]), dtype=g.dtype)
-    return _spread(g[..., None, None] * w, x_shape, size, stride)
+    share = g / (size[0] * size[1])
+    gx = np.zeros(g.shape[:-3] + tuple(x_shape[-3:]), dtype=g.dtype)
+    for t in _taps(tuple(x_shape[-3:-1]), size, stride):
+        gx[t] += share
+    return gx
 
 
 define("maxpool2d_grad", lambda env, x, out, g, **_: x, _maxpool_grad)
@@ -174,13 +271,17 @@ def _maxpool_jvp(primals, tangents, out, *, size, stride):
     (x,), (t,) = primals, tangents
     if t is None:
         return None
-    w = _max_weights(x, out, size, stride)
-    return np.stack([(_windows(t[k], size, stride) * w).sum(axis=(4, 5)) for k in range(t.shape[0])])
+    hits, count = _max_hits(x, out, size, stride)
+    acc = np.zeros(t.shape[:1] + out.shape, dtype=t.dtype)
+    for tap, h in zip(_taps(x.shape[-3:-1], size, stride), hits):
+        acc += h * t[tap]
+    acc /= count
+    return acc
 
 
 def _avgpool_jvp(primals, tangents, out, *, size, stride):
     t = tangents[0]
-    return None if t is None else np.stack([_windows(t[k], size, stride).mean(axis=(4, 5)) for k in range(len(t))])
+    return None if t is None else _avgpool(t, size=size, stride=stride)
 
 
 rules("maxpool2d", _maxpool_jvp, lambda g, out, x, *, size, stride: (
@@ -190,18 +291,15 @@ rules("avgpool2d", _avgpool_jvp, lambda g, out, x, *, size, stride: (
 
 
 def _maxpool_grad_jvp(primals, tangents, out, *, size, stride):
-    x, o, g = primals
-    tg = tangents[2]
-    return None if tg is None else np.stack([_maxpool_grad(x, o, tg[k], size=size, stride=stride)
-                                              for k in range(len(tg))])
+    x, o, _ = primals
+    tg = tangents[2]  # the max positions are locally constant: only g's tangent moves the result
+    return None if tg is None else _maxpool_grad(x, o, tg, size=size, stride=stride)
 
 
 def _avgpool_grad_jvp(primals, tangents, out, *, x_shape, size, stride):
     t = tangents[0]
-    return None if t is None else np.stack([_avgpool_grad(t[k], x_shape=x_shape, size=size, stride=stride)
-                                             for k in range(len(t))])
+    return None if t is None else _avgpool_grad(t, x_shape=x_shape, size=size, stride=stride)
 
 
 rules("maxpool2d_grad", _maxpool_grad_jvp, None)
 rules("avgpool2d_grad", _avgpool_grad_jvp, None)
-
