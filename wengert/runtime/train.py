@@ -100,7 +100,7 @@ class Trainer:
                                                   + did_you_mean(name, module.data))])
             loaded = data.load(module.data[name])
             for n, ds in loaded.items():
-                data.bind(ds, module.inputs, module.dims) if hasattr(data, "bind") else None
+                data.bind(ds, module.inputs, module.dims)  # columns must fit the inputs they feed
                 out[n] = ds
         return {n: out[n] for n in wanted}
 
