@@ -1,11 +1,9 @@
 """One training step (forward + backward w.r.t. every param) of the book's listing 7-7 CNN.
 
-    python bench/cnn_step.py [--before] [--reps 7] [--batch 128] [--no-torch] [--no-memory]
+    python bench/cnn_step.py [--reps 7] [--batch 128] [--no-torch] [--no-memory]
 
 Variants, timed interleaved (A B C A B C ...) after a warm-up, median ms/step:
   wengert         `prog.value_and_grad('loss', params, {'x', 'y'}, training=True)`
-  wengert-before  the same, with the conv/pool kernels as they were before the im2col
-                  rewrite (bench/neural_before.py swapped into the registry; --before)
   numpy    the same network in NumPy, hand-derived gradients, im2col + one matmul per conv
   torch    PyTorch CPU (only when `import torch` works)
 The NumPy reference is checked against wengert's gradients (dropout off, rtol 1e-4, f32)
@@ -150,18 +148,9 @@ def make_variant(name: str, batch: int):
     x, y = make_data(batch)
     prog = wengert.compile(SOURCE)
     params = prog.params
-    if name in ("wengert", "wengert-before"):
+    if name == "wengert":
         wrt = list(params)
-        step = lambda: prog.value_and_grad("loss", wrt, {"x": x, "y": y}, training=True)
-        if name == "wengert":
-            return step
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import neural_before
-
-        def before():
-            with neural_before.swapped_in():
-                return step()
-        return before
+        return lambda: prog.value_and_grad("loss", wrt, {"x": x, "y": y}, training=True)
     if name == "numpy":
         ref = NumpyCNN(params)
         return lambda: ref.step(x, y)
@@ -231,12 +220,11 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
-    ap.add_argument("--before", action="store_true", help="also time the kernels before the rewrite")
     args = ap.parse_args(argv)
 
     err = verify(min(args.batch, 16))
     print(f"numpy reference matches wengert's gradients (max rel. error {err:.1e}, rtol 1e-4, f32)")
-    names = ["wengert"] + (["wengert-before"] if args.before else []) + ["numpy"] + (["torch"] if not args.no_torch and torch_available() else [])
+    names = ["wengert", "numpy"] + (["torch"] if not args.no_torch and torch_available() else [])
     fns = {n: make_variant(n, args.batch) for n in names}
     for _ in range(args.warmup):
         for n in names:

@@ -380,7 +380,10 @@ class Lowerer:
     # ------------------------------------------------------------------ types
     def type_expr(self, t: ast.TypeExpr, scope: Scope, declare_syms: bool) -> TensorType | None:
         head = t.dtype
-        if isinstance(head, ast.Name):
+        bound = scope.lookup(head.id) if isinstance(head, ast.Name) else None
+        if bound is not None and isinstance(bound.value, DType):
+            dtype = bound.value.name  # a dtype passed as an argument: Embedding(..., dtype=f64)
+        elif isinstance(head, ast.Name):
             if head.id not in DTYPES:
                 self.b.error(head.span, f"unknown dtype `{head.id}`" + did_you_mean(head.id, DTYPES)
                              + f"; dtypes are {', '.join(DTYPES)}")
