@@ -104,9 +104,18 @@ def _usage(message: str) -> DiagnosticError:
     return DiagnosticError([Diagnostic.plain("wengert", message)])
 
 
-def _program(file: str):
+def _program(file: str, device: str = "cpu"):
     from .program import load
-    return load(file)
+    return _announce(load(file, device))
+
+
+def _announce(prog):
+    """Say which OpenCL device a program runs on (on stderr, so --json output stays clean)."""
+    if prog.backend is not None:
+        info = prog.backend.info
+        click.echo(f"device: {info.name} ({info.type}, {info.platform}) as opencl:{info.platform_index}:"
+                   f"{info.device_index}", err=True)
+    return prog
 
 
 def _guard(fn):
@@ -139,6 +148,12 @@ _inputs_option = click.option("-i", "--input", "inputs", multiple=True, metavar=
                               help="An input: a literal ([[1,2]], 3.5), file.npy, or file.npz:KEY.")
 _anomaly_option = click.option("--detect-anomaly", "detect_anomaly", is_flag=True,
                                help="Stop at the first NaN or Inf (forward or backward) and report its line.")
+_device_option = click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
+                              help="cpu, opencl (the first GPU, else the first device) or opencl:P:D "
+                                   "(see `wengert devices`).")
+_compile_option = click.option("--compile/--no-compile", "compile_steps", default=True,
+                               help="Replay repeating training steps as compiled plans (default on); "
+                                    "--no-compile interprets every step (same results, slower).")
 
 
 @main.command()
@@ -149,11 +164,12 @@ _anomaly_option = click.option("--detect-anomaly", "detect_anomaly", is_flag=Tru
 @click.option("--update", "update", is_flag=True, help="Then apply the program's `update` statements once "
                                                       "and print the new values.")
 @_anomaly_option
+@_device_option
 @_guard
 def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: bool,
-        detect_anomaly: bool = False) -> None:
+        detect_anomaly: bool = False, device: str = "cpu") -> None:
     """Evaluate named values of FILE."""
-    prog = _program(file)
+    prog = _program(file, device)
     prog.detect_anomaly = detect_anomaly
     fed = parse_inputs(inputs)
     values = prog.run(names.split(","), **fed)
@@ -170,11 +186,12 @@ def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: b
 @_inputs_option
 @click.option("--json", "as_json", is_flag=True)
 @_anomaly_option
+@_device_option
 @_guard
 def grad(file: str, of: str, wrt: str | None, mode: str, inputs: tuple[str, ...], as_json: bool,
-         detect_anomaly: bool = False) -> None:
+         detect_anomaly: bool = False, device: str = "cpu") -> None:
     """The gradient of a scalar named value."""
-    prog = _program(file)
+    prog = _program(file, device)
     prog.detect_anomaly = detect_anomaly
     grads = prog.grad(of, wrt=wrt.split(",") if wrt else None, mode=mode, **parse_inputs(inputs))
     _show({f"d{of}/d{k}": v for k, v in grads.items()} if not as_json else grads, as_json)
@@ -305,16 +322,23 @@ def report_command(file: str, of: str, inputs: tuple[str, ...], out: str, expand
 @click.option("--train", "name", default=None, help="Which train block (default: the unnamed one).")
 @click.option("--epochs", type=click.IntRange(0), default=None)
 @click.option("--batch", default=None, help="Examples per step, or `all`.")
-@click.option("--device", default="cpu", show_default=True)
+@_device_option
 @click.option("--seed", type=int, default=None, help="Overrides the program's `seed`.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Where history.csv, params.npz and the checkpoint go (default: runs/<program>).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint of an earlier run.")
 @click.option("--plot", is_flag=True, help="Also write curves.png (needs matplotlib).")
+@click.option("--parallel", "parallel", default=None, metavar="ENGINE",
+              help="hogwild:N (N processes, shared memory) or downpour:R[,S,F,P] (R replicas, S server "
+                   "shards, fetch every F, push every P steps, on Dask); overrides the train block's `parallel`.")
+@click.option("--cluster", default=None, metavar="ADDR",
+              help="The Dask scheduler for downpour, such as tcp://host:8786 (default: a local cluster).")
 @_anomaly_option
+@_compile_option
 @_guard
 def train(file: str, name: str | None, epochs: int | None, batch: str | None, device: str, seed: int | None,
-          out_dir: str | None, resume: bool, plot: bool, detect_anomaly: bool = False) -> None:
+          out_dir: str | None, resume: bool, plot: bool, parallel: str | None = None, cluster: str | None = None,
+          detect_anomaly: bool = False, compile_steps: bool = True) -> None:
     """Train FILE's train block, with a progress bar and one summary line per epoch."""
     from pathlib import Path
 
@@ -322,9 +346,10 @@ def train(file: str, name: str | None, epochs: int | None, batch: str | None, de
     from .program import Program
     from .runtime.train import Trainer
     from .progress import ConsoleReport
-    prog = Program(check_file(file), device, seed=seed)
+    prog = _announce(Program(check_file(file), device, seed=seed))
     prog.detect_anomaly = detect_anomaly
-    overrides = {"epochs": epochs, "batch": _batch(batch)}
+    prog.compile = compile_steps
+    overrides = {"epochs": epochs, "batch": _batch(batch), "parallel": _parallel(parallel), "cluster": cluster}
     out = Path(out_dir) if out_dir else Path("runs") / Path(file).stem
     reporter = ConsoleReport()
     trainer = Trainer(prog, name, overrides, out_dir=out, report=reporter)
@@ -338,6 +363,16 @@ def train(file: str, name: str | None, epochs: int | None, batch: str | None, de
         from .plot import plot_run
         for written in plot_run(trainer, history, out):
             click.echo(f"wrote {written}")
+
+
+def _parallel(value: str | None):
+    if value is None:
+        return None
+    from .parallel import parse_option
+    try:
+        return parse_option(value)
+    except ValueError as e:
+        raise _usage(f"--parallel {value}: {e}") from None
 
 
 def _batch(value: str | None):
@@ -355,8 +390,10 @@ def _batch(value: str | None):
 @click.option("--train", "names", default=None, help="Train blocks to compare, comma separated (default: every named one).")
 @click.option("--epochs", type=click.IntRange(1), default=None)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None)
+@_compile_option
 @_guard
-def compare(file: str, names: str | None, epochs: int | None, out_dir: str | None) -> None:
+def compare(file: str, names: str | None, epochs: int | None, out_dir: str | None,
+            compile_steps: bool = True) -> None:
     """Train several train blocks of FILE from the same start and plot their losses together
     (the book's figure 8-14 comparison of SGD variants)."""
     from pathlib import Path
@@ -386,8 +423,9 @@ def compare(file: str, names: str | None, epochs: int | None, out_dir: str | Non
                 previous = points[-1][1] if points else info["batch_loss"]
                 points.append((len(points) + 1, 0.98 * previous + 0.02 * info["batch_loss"]))
             draw(event, **info)
-        histories[block] = Trainer(Program(check_file(file)), block, {"epochs": epochs},
-                                   out_dir=out / block, report=report).run()
+        prog = Program(check_file(file))
+        prog.compile = compile_steps
+        histories[block] = Trainer(prog, block, {"epochs": epochs}, out_dir=out / block, report=report).run()
         curves[block] = points
     table = Table("train block", "final loss", "final valid_loss", "final valid metric")
     for block, history in histories.items():
@@ -405,14 +443,14 @@ def compare(file: str, names: str | None, epochs: int | None, out_dir: str | Non
               help="A params.npz written by `wengert train`.")
 @click.option("--data", "data_name", default=None, help="The data set (default: the train block's valid, else data).")
 @click.option("--train", "name", default=None, help="Whose loss and metrics (default: the unnamed train block).")
+@_device_option
 @_guard
-def evaluate(file: str, params_path: str, data_name: str | None, name: str | None) -> None:
+def evaluate(file: str, params_path: str, data_name: str | None, name: str | None, device: str = "cpu") -> None:
     """Loss and metrics of saved params on a data set."""
     import numpy as np
 
-    from .program import load
     from .runtime.train import Trainer
-    prog = load(file)
+    prog = _program(file, device)
     try:
         with np.load(params_path, allow_pickle=False) as archive:
             saved = {k: archive[k] for k in archive.files if k != "meta"}
@@ -427,6 +465,19 @@ def evaluate(file: str, params_path: str, data_name: str | None, name: str | Non
         dataset = data_module.load(prog.module.data[which])[which]
     result = trainer.evaluate(dataset)
     click.echo("  ".join(f"{k} {v:.6g}" for k, v in result.items()) + f"  ({which}, {len(dataset)} examples)")
+
+
+@main.command()
+def devices() -> None:
+    """List every OpenCL platform and device (name, type, clock, compute units, memories, fp64)."""
+    from .opencl import NoOpenCLError, format_listing, list_devices
+    try:
+        infos = list_devices()
+    except NoOpenCLError as e:
+        click.echo(f"wengert: error: {e}", err=True)
+        sys.exit(2)
+    click.echo(format_listing(infos))
+    click.echo("cpu: NumPy on the host (--device cpu, the default)")
 
 
 if __name__ == "__main__":

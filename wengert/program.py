@@ -17,7 +17,7 @@ from .runtime.ops import Dual, primal
 from .runtime.trace import Trace
 from .runtime.types import FLOATS, INTS, NUMPY_DTYPE, Sym, format_type
 
-DEVICES = ("cpu",)
+DEVICES = ("cpu", "opencl", "opencl:P:D")
 
 
 class FeedError(DiagnosticError):
@@ -34,21 +34,29 @@ def compile(source: str, device: str = "cpu", path: str = "<string>") -> "Progra
 
 class Program:
     def __init__(self, module: Module, device: str = "cpu", seed: int | None = None):
-        if device not in DEVICES:
+        if device != "cpu" and not device.startswith("opencl"):
             raise DiagnosticError([Diagnostic.plain(module.path, f"unknown device `{device}`; available: "
                                                                  + ", ".join(DEVICES))])
         self.module = module
         self.device = device
+        # The OpenCL backend (wengert/opencl/) when device is opencl[:P:D]: params, slots and
+        # activations then live in its buffers; None on the CPU.
+        self.backend = None if device == "cpu" else _opencl_backend(module, device)
         self.seed = module.seed if seed is None else seed  # `--seed` overrides the program's `seed`
         self._store: dict[str, np.ndarray] = {}
         for name, decl in module.params.items():
             shape = tuple(module.dims.resolve_shape(decl.type.shape))
-            self._store[name] = initial_value(decl, shape, self.seed)
+            self._store[name] = self._resident(initial_value(decl, shape, self.seed))
         self._rng = np.random.default_rng(self.seed)
         self.replay_seed: int | None = None  # when set, every evaluation draws the same random numbers
         # When True, every evaluation and reverse pass stops at the first NaN/Inf with an
         # AnomalyError at its source line (runtime/anomaly.py; the CLI's --detect-anomaly).
         self.detect_anomaly: bool = False
+        # When True, value_and_grad compiles a step whose Wengert list repeats into a plan and
+        # replays it (runtime/plan.py; the CLI's --no-compile turns it off).
+        self.compile: bool = True
+        self._plans = None  # runtime.plan.PlanCache, made on first use
+        self._inputs_needed: dict[tuple, list[str]] = {}  # by requested var ids (the IR does not change)
         for name, (var, _) in module.updates.items():  # update expressions can be evaluated like values
             module.hidden.setdefault(f"update:{name}", var)
 
@@ -56,7 +64,7 @@ class Program:
     @property
     def params(self) -> dict[str, np.ndarray]:
         """Copies of the params and state, by name."""
-        return {k: v.copy() for k, v in self._store.items()}
+        return {k: np.array(v) for k, v in self._store.items()}
 
     def set_params(self, values: dict[str, Any]) -> None:
         for name, value in values.items():
@@ -72,7 +80,7 @@ class Program:
                 decl = self.module.params[name]
                 raise FeedError([Diagnostic(decl.span, f"`{name}` is {format_type(decl.type.dtype, want.shape)}, "
                                                        f"but the value given has shape {list(arr.shape)}")])
-            self._store[name] = np.array(arr, dtype=want.dtype)
+            self._store[name] = self._resident(np.array(arr, dtype=want.dtype))
 
     # ---------------------------------------------------------------- running
     def run(self, name: str | list[str], **inputs: Any) -> Any:
@@ -90,10 +98,8 @@ class Program:
         names = list(updates)
         _, outs = self._evaluate([f"update:{n}" for n in names], dict(inputs or {}), record=False,
                                  training=training)
-        new = {n: np.array(primal(v), dtype=self._store[n].dtype).reshape(self._store[n].shape)
-               for n, v in zip(names, outs)}
-        self._store.update(new)
-        return {n: v.copy() for n, v in new.items()}
+        new = {n: self._assign(n, primal(v)) for n, v in zip(names, outs)}
+        return {n: np.array(v) for n, v in new.items()}
 
     def train(self, name: str | None = None, **overrides: Any) -> list[dict[str, float]]:
         """Run a `train` block in place (the params change); returns the history, one dict per epoch."""
@@ -101,8 +107,16 @@ class Program:
         return Trainer(self, name, overrides).run()
 
     def value_and_grad(self, of: str, wrt: list[str], inputs: dict[str, Any], also: list[str] = (),
-                       training: bool = False) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """One evaluation of `of` (and the values `also`), then reverse mode: (values, grads)."""
+                       training: bool = False, compile: bool | None = None,  # noqa: A002
+                       resident: bool = False) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """One evaluation of `of` (and the values `also`), then reverse mode: (values, grads).
+        With `compile` (default: `self.compile`), a repeating step runs as a compiled plan.
+        With `resident` on a device, values and grads stay in device buffers (the Trainer's step)."""
+        if (self.compile if compile is None else compile) and not self.detect_anomaly and self.device == "cpu":
+            if self._plans is None:
+                from .runtime.plan import PlanCache
+                self._plans = PlanCache(self)
+            return self._plans.value_and_grad(of, list(wrt), inputs, list(also), training, resident=resident)
         names = [of] + [n for n in also if n != of]
         evaluation, outs = self._evaluate(names, inputs, record=True, active=wrt, training=training)
         values = {n: primal(v) for n, v in zip(names, outs)}
@@ -110,7 +124,7 @@ class Program:
         output = evaluation.entry_of[self._var(of).id]
         release_unneeded(evaluation.trace, output)
         self._backward(evaluation.trace, output)
-        return values, {n: self._adjoint(evaluation, n, inputs) for n in wrt}
+        return values, {n: self._adjoint(evaluation, n, inputs, host=not resident) for n in wrt}
 
     def trace(self, of: str, **inputs: Any) -> Trace:
         evaluation, _ = self._evaluate([of], inputs, record=True)
@@ -158,7 +172,7 @@ class Program:
         result, offset = {}, 0
         for n, size in zip(wrt, sizes):
             root = self._root_value(n, inputs)
-            result[n] = flat[offset:offset + size].reshape(root.shape).astype(root.dtype)
+            result[n] = np.array(flat[offset:offset + size].reshape(root.shape).astype(root.dtype))
             offset += size
         return result
 
@@ -169,7 +183,7 @@ class Program:
             seeds[n] = np.asarray(t, dtype=value.dtype).reshape((1,) + value.shape)
         _, (out,) = self._evaluate([of], inputs, record=False, tangents=seeds)
         value = np.array(primal(out))
-        return value, (out.tangent[0].copy() if isinstance(out, Dual) else np.zeros_like(value))
+        return value, (np.array(out.tangent[0]) if isinstance(out, Dual) else np.zeros_like(value))
 
     def vjp(self, of: str, cotangent: Any, wrt: Iterable[str] | None = None, **inputs: Any) -> dict[str, np.ndarray]:
         wrt = self._wrt(wrt)
@@ -200,7 +214,7 @@ class Program:
             adj = entry.adjoint if entry is not None else None
             value = self._root_value(n, inputs)
             result[n] = np.array(adj.tangent[0]) if isinstance(adj, Dual) and adj.tangent is not None \
-                else np.zeros_like(value)
+                else np.zeros(value.shape, value.dtype)
         return result
 
     # ---------------------------------------------------------------- internals
@@ -250,12 +264,31 @@ class Program:
         index = evaluation.entry_of.get(var.id)
         return evaluation.trace.entries[index] if index is not None else None
 
-    def _adjoint(self, evaluation: Evaluation, name: str, inputs) -> np.ndarray:
+    def _adjoint(self, evaluation: Evaluation, name: str, inputs, host: bool = True) -> np.ndarray:
         entry = self._root_entry(evaluation, name)
         value = self._root_value(name, inputs)
         if entry is None or entry.adjoint is None:
-            return np.zeros_like(value)
-        return np.array(primal(entry.adjoint), dtype=value.dtype).reshape(value.shape)
+            return np.zeros(value.shape, value.dtype) if host else np.zeros_like(value)
+        adj = primal(entry.adjoint)
+        if not host:  # stays where it was computed (a device buffer for the Trainer)
+            return (adj if adj.dtype == value.dtype else adj.astype(value.dtype)).reshape(value.shape)
+        return np.array(adj, dtype=value.dtype).reshape(value.shape)
+
+    # ---------------------------------------------------------------- device residency
+    def _resident(self, value: np.ndarray) -> Any:
+        """A param/state value as the store keeps it: on the device when there is one."""
+        return value if self.backend is None else self.backend.to_device(value)
+
+    def _assign(self, name: str, value: Any) -> Any:
+        """Store a new value of a param/state (an `update`, a restored checkpoint), in its dtype
+        and shape, without a round trip through the host when it is already on the device."""
+        want = self._store[name]
+        if self.backend is not None and type(value) is type(want):
+            new = (value if value.dtype == want.dtype else value.astype(want.dtype)).reshape(want.shape)
+        else:
+            new = self._resident(np.array(value, dtype=want.dtype).reshape(want.shape))
+        self._store[name] = new
+        return new
 
     def _require_scalar(self, of: str, value: Any) -> None:
         if np.size(value) != 1:
@@ -318,6 +351,9 @@ class Program:
         fed = {n: self._root_value(n, inputs) for n in needed}
         for n in inputs:
             fed.setdefault(n, self._convert(n, inputs[n]))
+        if self.backend is not None:  # data goes to the device once per evaluation; scalars stay kernel arguments
+            fed = {n: self._upload(v) for n, v in fed.items()}
+            tangents = {n: self._upload(t) for n, t in (tangents or {}).items()}
         bindings = self._bind_dims(fed)
         tangents = tangents or {}
         roots: dict[int, tuple[str, str, Any]] = {}
@@ -329,7 +365,7 @@ class Program:
         active_ids = {self._var(n).id for n in active}
         if rng is None:
             rng = self._rng if self.replay_seed is None else np.random.default_rng(self.replay_seed)
-        ctx = Context(rng, training, bindings)
+        ctx = Context(rng, training, bindings, device=self.backend)
         evaluation = Evaluation(self.module, roots, ctx, record, active_ids, detect_anomaly=self.detect_anomaly)
         try:
             outs = evaluation.run(outputs)
@@ -340,7 +376,16 @@ class Program:
                 evaluation.trace.outputs[n] = evaluation.entry_of.get(v.id, -1)
         return evaluation, outs
 
+    def _upload(self, value: Any) -> Any:
+        return value if np.ndim(value) == 0 and type(value) is np.ndarray else self.backend.to_device(value)
+
     def _needed_inputs(self, outputs: list[Var]) -> list[str]:
+        key = tuple(v.id for v in outputs)
+        if key not in self._inputs_needed:
+            self._inputs_needed[key] = self._find_needed_inputs(outputs)
+        return self._inputs_needed[key]
+
+    def _find_needed_inputs(self, outputs: list[Var]) -> list[str]:
         ids = {v.id for v in outputs}
         for e in reversed(self.module.main.eqns):
             if any(o.id in ids for o in e.outputs):
@@ -348,6 +393,28 @@ class Program:
                 for r in e.regions:
                     ids |= free_vars(r)
         return [n for n, d in self.module.inputs.items() if d.var.id in ids]
+
+
+def _opencl_backend(module: Module, device: str):
+    """The backend of an opencl[:P:D] device, after checking that it can run the module: every
+    primitive has a kernel (no silent fallback to the CPU) and f64 only with cl_khr_fp64."""
+    from .opencl import NoOpenCLError
+    try:
+        from .opencl.backend import get_backend, missing_kernels, module_dtypes, module_prims
+        backend = get_backend(device)
+    except (NoOpenCLError, ValueError, ImportError) as e:
+        raise DiagnosticError([Diagnostic.plain(module.path, str(e))]) from None
+    missing = missing_kernels(module_prims(module.main))
+    if missing:
+        raise DiagnosticError([Diagnostic.plain(module.path, f"no OpenCL kernel for {', '.join(missing)}: the program "
+                                                             f"cannot run on `{device}`")])
+    dtypes = module_dtypes(module.main) | {d.var.type.dtype for d in list(module.params.values())
+                                           + list(module.inputs.values())}
+    if "f64" in dtypes and not backend.fp64:
+        raise DiagnosticError([Diagnostic.plain(module.path, f"the program uses f64, but the OpenCL device "
+                                                             f"{backend.info.name!r} has no f64 support "
+                                                             f"(cl_khr_fp64); use f32 or another device")])
+    return backend
 
 
 def _with_tangent(value: np.ndarray, tangent: np.ndarray | None) -> Any:

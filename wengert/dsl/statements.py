@@ -46,6 +46,21 @@ OPTIMIZERS: dict[str, dict[str, Any]] = {
 SCHEDULES = {"constant": {}, "step": {"every": REQUIRED, "factor": 0.1}, "exponential": {"decay": REQUIRED},
              "inverse_time": {"decay": REQUIRED}}
 PARALLEL = {"hogwild": {"workers": 2}, "downpour": {"replicas": 2, "shards": 1, "fetch_every": 1, "push_every": 1}}
+
+
+def parallel_problem(name: str, kwargs: dict[str, Any]) -> str | None:
+    """What is wrong with a parallel setting `name(**kwargs)` (every argument is a count), or None;
+    shared by train blocks and the CLI's --parallel (wengert/parallel/)."""
+    if name not in PARALLEL:
+        return f"unknown parallel engine `{name}`" + did_you_mean(name, PARALLEL) + f"; known: {', '.join(PARALLEL)}"
+    for key, value in kwargs.items():
+        if key not in PARALLEL[name]:
+            return f"`{name}` has no argument `{key}`" + did_you_mean(key, PARALLEL[name])
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return f"`{name}`: `{key}` must be a positive integer, got {value!r}"
+    return None
+
+
 EARLY_STOPPING = {"early_stopping": {"patience": REQUIRED, "min_delta": 0.0}}
 TRAIN_KEYS = ("data", "valid", "minimize", "optimizer", "epochs", "steps", "batch", "shuffle", "schedule",
               "clip_norm", "clip_value", "gradient_noise", "early_stopping", "metrics", "checkpoint", "parallel",
@@ -201,6 +216,9 @@ def lower_train(lw, s: ast.TrainDef, scope) -> None:
             config[key] = static_call(lw, value, scope, SCHEDULES, "schedule")
         elif key == "parallel":
             config[key] = static_call(lw, value, scope, PARALLEL, "parallel engine")
+            problem = parallel_problem(*config[key]) if config[key] is not None else None
+            if problem is not None:
+                lw.b.error(value.span, problem)
         elif key == "early_stopping":
             config[key] = static_call(lw, value if isinstance(value, ast.Call) else ast.Call(
                 ast.Name("early_stopping", span=value.span), (value,), (), span=value.span), scope,
@@ -213,6 +231,9 @@ def lower_train(lw, s: ast.TrainDef, scope) -> None:
         lw.b.error(s.span, "a train block needs `minimize = <a scalar named value>`")
     if "data" not in seen:
         lw.b.error(s.span, "a train block needs `data = <a data set>`")
+    if "cluster" in seen and (config.get("parallel") or ("",))[0] != "downpour":
+        lw.b.error(seen["cluster"].span, "`cluster` is the Dask scheduler of `parallel = downpour(...)`, "
+                                         "which this train block does not use")
     lw.trains[s.name] = TrainSpec(s.name, config, minimize, metrics, s.span)
 
 
@@ -270,7 +291,11 @@ def _train_value(lw, key: str, value: ast.Expr, scope) -> Any:
             return v
         lw.b.error(value.span, f"`shuffle` must be true or false, got {describe(v)}")
     elif key in ("checkpoint", "cluster"):
-        if isinstance(v, str):
+        if isinstance(v, str) and (key != "cluster" or (v and not any(c.isspace() for c in v))):
             return v
+        if isinstance(v, str):
+            lw.b.error(value.span, f"`cluster` must be a Dask scheduler's address such as \"tcp://host:8786\", "
+                                   f"got {v!r}")
+            return None
         lw.b.error(value.span, f"`{key}` must be a string, got {describe(v)}")
     return None

@@ -7,6 +7,8 @@ are dropped after their last use.
 """
 from __future__ import annotations
 
+import functools
+import weakref
 from typing import Any
 
 import attrs
@@ -24,6 +26,7 @@ class Context:
     rng: np.random.Generator
     training: bool = False
     bindings: dict[str, int] = attrs.Factory(dict)  # symbolic dim root -> size
+    device: Any = None  # an OpenCL backend: operand-less and random primitives are made there
 
 
 def resolve_params(params: dict[str, Any], module: Module, bindings: dict[str, int]) -> dict[str, Any]:
@@ -35,6 +38,22 @@ def resolve_params(params: dict[str, Any], module: Module, bindings: dict[str, i
             return tuple(res(x) for x in v)
         return v
     return {k: res(v) for k, v in params.items()}
+
+
+# Whether an equation's params hold no symbolic dims (then they serve every evaluation as they
+# are), by id(eqn), with a weak reference that tells a reused id apart.
+_STATIC_PARAMS: dict[int, tuple[weakref.ref, bool]] = {}
+# The equations a block runs for a set of wanted vars (the same every evaluation).
+_NEEDED: "weakref.WeakKeyDictionary[Block, dict[tuple, list[Eqn]]]" = weakref.WeakKeyDictionary()
+
+
+def _forget_params(key: int, ref: weakref.ref) -> None:
+    if _STATIC_PARAMS.get(key, (None,))[0] is ref:
+        del _STATIC_PARAMS[key]
+
+
+def _symbolic(v: Any) -> bool:
+    return isinstance(v, (Sym, DimOp)) or (isinstance(v, tuple) and any(_symbolic(x) for x in v))
 
 
 def free_vars(block: Block) -> set[int]:
@@ -72,6 +91,11 @@ class Evaluation:
         self.env: dict[int, Any] = {}  # var id -> value
         self.entry_of: dict[int, int] = self.trace.var_entry  # var id -> trace entry index
         self._resolved: dict[int, dict[str, Any]] = {}
+        # Control decisions taken on values, as (trace entry index, value): an `if` condition's
+        # truth, a `for` bound read at run time. A compiled plan (plan.py) replays them as guards.
+        self.guards: list[tuple[int, Any]] = []
+        # Plain NumPy roots on the CPU give plain NumPy values throughout: kernels run directly.
+        self._plain = getattr(ctx, "device", None) is None and all(type(r[2]) is np.ndarray for r in roots.values())
 
     # ---- values ----
     def read(self, v: Var) -> Any:
@@ -87,7 +111,9 @@ class Evaluation:
                 name: str = "", active: bool = False) -> None:
         if not self.record:
             return
-        p = np.asarray(primal(value))
+        p = primal(value)
+        if not hasattr(p, "shape"):  # device arrays are described without a copy
+            p = np.asarray(p)
         dtype = DTYPE_OF_NUMPY.get(p.dtype) or str(p.dtype)
         entry = Entry(len(self.trace.entries), op, operands, params, p.shape, dtype, span, value, name, active)
         self.trace.entries.append(entry)
@@ -115,7 +141,27 @@ class Evaluation:
                         del self.env[vid]  # freed after its last use
         return [self.read(v) for v in outputs]
 
+    def _params(self, e: Eqn) -> dict[str, Any]:
+        """An equation's params with symbolic dims resolved (cached: static ones for good)."""
+        known = _STATIC_PARAMS.get(id(e))
+        if known is None or known[0]() is not e:
+            known = _STATIC_PARAMS[id(e)] = (weakref.ref(e, functools.partial(_forget_params, id(e))),
+                                             not any(map(_symbolic, e.params.values())))
+        if known[1]:
+            return e.params
+        params = self._resolved.get(id(e))
+        if params is None:
+            params = self._resolved[id(e)] = resolve_params(e.params, self.module, self.ctx.bindings)
+        return params
+
     def _needed(self, block: Block, wanted: set[int]) -> list[Eqn]:
+        key = (frozenset(wanted), len(block.eqns))
+        cached = _NEEDED.setdefault(block, {})
+        if key not in cached:
+            cached[key] = self._find_needed(block, wanted)
+        return cached[key]
+
+    def _find_needed(self, block: Block, wanted: set[int]) -> list[Eqn]:
         live = set(wanted)
         kept = []
         for e in reversed(block.eqns):
@@ -141,14 +187,17 @@ class Evaluation:
             return self._for(e)
         if e.prim == "if":
             return self._if(e)
-        args = [self.read(i) for i in e.inputs]
-        params = self._resolved.get(id(e))
-        if params is None:
-            params = self._resolved[id(e)] = resolve_params(e.params, self.module, self.ctx.bindings)
+        env = self.env
+        args = [env[i.id] if i.id in env else self.read(i) for i in e.inputs]
+        params = self._params(e)
         prim = primitives.REGISTRY[e.prim]
         try:
-            if prim.needs_context:
+            if self.ctx.device is not None and (prim.needs_context or not args):
+                value = self.ctx.device.run(e.prim, [primal(a) for a in args], params, self.ctx)
+            elif prim.needs_context:
                 value = prim.impl(self.ctx, *(primal(a) for a in args), **params)
+            elif self._plain:  # what bind would run, without its checks for duals and devices
+                value = prim.impl(*args, **params)
             else:
                 value = bind(e.prim, *args, **params)
         except (IndexError, ValueError, FloatingPointError) as exc:
@@ -156,9 +205,9 @@ class Evaluation:
         out = e.outputs[0]
         self.env[out.id] = value
         active = self.record and prim.differentiable and self._active(e.inputs)
-        self._record(out, e.prim, tuple(self.entry_of.get(i.id, -1) for i in e.inputs), params, value, e.span,
-                     name=out.hint if out.hint and not out.hint.startswith("%") else "", active=active)
         if self.record:
+            self._record(out, e.prim, tuple(self.entry_of.get(i.id, -1) for i in e.inputs), params, value, e.span,
+                         name=out.hint if out.hint and not out.hint.startswith("%") else "", active=active)
             self.trace.entries[-1].layer = e.layer
         if self.detect_anomaly:
             self._check(e, out, args, value)
@@ -195,6 +244,8 @@ class Evaluation:
 
     def _if(self, e: Eqn) -> None:
         cond = bool(primal(self.read(e.inputs[0])))
+        if self.record:
+            self.guards.append((self.entry_of.get(e.inputs[0].id, -1), cond))
         region = e.regions[0] if cond else e.regions[1]
         self.block(region)
         self._alias(e.outputs[0], region.results[0])
@@ -203,9 +254,9 @@ class Evaluation:
         n_carried = e.params["n_carried"]
         carried, bounds = list(e.inputs[:n_carried]), list(e.inputs[n_carried:])
         start, stop = e.params["start"], e.params["stop"]
-        start = int(primal(self.read(bounds.pop(0)))) if start is None else eval_dim(
+        start = self._bound(bounds.pop(0)) if start is None else eval_dim(
             self.module.dims.resolve(start), self.ctx.bindings)
-        stop = int(primal(self.read(bounds.pop(0)))) if stop is None else eval_dim(
+        stop = self._bound(bounds.pop(0)) if stop is None else eval_dim(
             self.module.dims.resolve(stop), self.ctx.bindings)
         body = e.regions[0]
         index_var, arg_vars = body.args[0], body.args[1:]
@@ -231,6 +282,13 @@ class Evaluation:
             self._alias(out, a if steps else c)
         for k, axis in enumerate(e.params["stacked"]):
             self._stack(e.outputs[n_carried + k], stacked[k], axis, e)
+
+    def _bound(self, v: Var) -> int:
+        """A loop bound computed at run time (its value decides the trip count)."""
+        n = int(primal(self.read(v)))
+        if self.record:
+            self.guards.append((self.entry_of.get(v.id, -1), n))
+        return n
 
     def _stack(self, out: Var, parts: list[Var], axis: int, e: Eqn) -> None:
         """Per-step results stacked along axis, recorded as reshape + concat entries."""

@@ -33,12 +33,26 @@ def tangent(v: Any) -> np.ndarray | None:
     return v.tangent if isinstance(v, Dual) else None
 
 
+# Array types of other backends (wengert.opencl adds DeviceArray): a primitive with an operand
+# of such a type runs that backend's kernel (`operand.backend.bound(prim)`) instead of NumPy's.
+DEVICE_TYPES: set[type] = set()
+
+
+def _impl(p: primitives.Primitive, primals: list[Any]):
+    if DEVICE_TYPES:
+        for a in primals:
+            if type(a) in DEVICE_TYPES:
+                return a.backend.bound(p.name)
+    return p.impl
+
+
 def bind(prim: str, *args: Any, **params: Any) -> Any:
     p = primitives.REGISTRY[prim]
     if not any(isinstance(a, Dual) and a.tangent is not None for a in args):
-        return p.impl(*(primal(a) for a in args), **params)
+        primals = [primal(a) for a in args]
+        return _impl(p, primals)(*primals, **params)
     primals = [primal(a) for a in args]
-    out = p.impl(*primals, **params)
+    out = _impl(p, primals)(*primals, **params)
     if p.jvp is None:
         raise NotImplementedError(f"forward mode is not defined for `{prim}`")
     t = p.jvp(primals, [tangent(a) for a in args], out, **params)
@@ -96,7 +110,7 @@ def scale(g, d):
     """
     product = mul(g, d)
     pd = primal(d)
-    if np.all(np.isfinite(pd)):
+    if type(pd) not in DEVICE_TYPES and np.all(np.isfinite(pd)):  # on a device: always the where (no sync)
         return product
     used = primal(g) != 0
     return bind("where", used, product, np.zeros((), dtype=primal(product).dtype))

@@ -207,6 +207,13 @@ def _normalize(value: Any, default: Any) -> Any:
     return float(value)
 
 
+def _array(x: Any, dtype: Any = None) -> Any:
+    """x as an array of `dtype`, leaving arrays of other backends (OpenCL device arrays) where they are."""
+    if getattr(x, "backend", None) is not None:
+        return x if dtype is None or x.dtype == dtype else x.astype(dtype)
+    return np.asarray(x, dtype=dtype)
+
+
 # ----------------------------------------------------------------------------- optimizer
 class Optimizer:
     """One optimizer's state over a set of named parameters; `step` updates them in place.
@@ -226,7 +233,7 @@ class Optimizer:
         if name == "esgd" and (not isinstance(self.hyper["update_every"], int) or self.hyper["update_every"] < 1):
             raise ValueError(f"esgd: `update_every` must be a positive integer, got {self.hyper['update_every']!r}")
         self.rule = RULES[name]
-        self.slots: dict[str, Arrays] = {n: self.rule.slots(self.hyper, np.asarray(p)) for n, p in params.items()}
+        self.slots: dict[str, Arrays] = {n: self.rule.slots(self.hyper, _array(p)) for n, p in params.items()}
         self.step_count = 0
         self.rng = np.random.default_rng(seed)
 
@@ -240,7 +247,7 @@ class Optimizer:
         for name, p in params.items():
             if name not in grads:
                 raise ValueError(f"no gradient for parameter `{name}`")
-            g = np.asarray(grads[name], dtype=p.dtype)
+            g = _array(grads[name], p.dtype)
             p[...] = self.rule.update(self.hyper, p, g, self.slots[name], self.step_count, lr)
 
     def _update_curvature(self, params: Arrays, hvp: Callable[[Arrays], Arrays] | None) -> None:
@@ -252,7 +259,7 @@ class Optimizer:
         v = {n: self.rng.standard_normal(params[n].shape).astype(params[n].dtype) for n in sorted(params)}
         hv = hvp(v)
         for n, p in params.items():
-            hvn = np.asarray(hv[n], dtype=p.dtype)
+            hvn = _array(hv[n], p.dtype)
             self.slots[n]["curvature"] += hvn * hvn
 
     # ------------------------------------------------------------------ checkpoints
@@ -321,12 +328,12 @@ def clip_by_global_norm(grads: Arrays, max_norm: float) -> Arrays:
     coef = float(max_norm) / (global_norm(grads) + 1e-6)
     if coef >= 1.0:
         return dict(grads)
-    return {n: np.asarray(np.asarray(g) * coef) for n, g in grads.items()}
+    return {n: _array(_array(g) * coef) for n, g in grads.items()}
 
 
 def clip_by_value(grads: Arrays, limit: float) -> Arrays:
     """Element-wise clip to [-limit, limit] (torch.nn.utils.clip_grad_value_)."""
-    return {n: np.clip(g, -limit, limit).astype(np.asarray(g).dtype, copy=False) for n, g in grads.items()}
+    return {n: np.clip(g, -limit, limit).astype(_array(g).dtype, copy=False) for n, g in grads.items()}
 
 
 def add_gradient_noise(grads: Arrays, sigma: float, step: int, rng: np.random.Generator) -> Arrays:

@@ -36,6 +36,8 @@ class Settings:
     gradient_noise: float | None
     early_stopping: tuple[str, dict[str, Any]] | None
     checkpoint: str | None
+    parallel: tuple[str, dict[str, Any]] | None = None  # hogwild/downpour (wengert/parallel/)
+    cluster: str | None = None  # a Dask scheduler's address for downpour (None: a LocalCluster)
 
     @classmethod
     def of(cls, spec, overrides: dict[str, Any]) -> "Settings":
@@ -51,7 +53,8 @@ class Settings:
             epochs = 1
         return cls(c.get("data"), c.get("valid"), spec.minimize, c["optimizer"], epochs, c.get("steps"),
                    c.get("batch", 32), c.get("shuffle", True), c.get("schedule"), c.get("clip_norm"),
-                   c.get("clip_value"), c.get("gradient_noise"), c.get("early_stopping"), c.get("checkpoint"))
+                   c.get("clip_value"), c.get("gradient_noise"), c.get("early_stopping"), c.get("checkpoint"),
+                   c.get("parallel"), c.get("cluster"))
 
 
 class Trainer:
@@ -117,6 +120,14 @@ class Trainer:
         return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
     def run(self, resume_from: str | Path | None = None) -> list[dict[str, float]]:
+        if self.settings.parallel is not None or self.settings.cluster is not None:  # each epoch's steps by an engine
+            from ..parallel import engine_for
+            with engine_for(self) as engine:
+                return self._loop(resume_from, engine.epoch)
+        return self._loop(resume_from, self._epoch)
+
+    def _loop(self, resume_from: str | Path | None,
+              run_epoch: Callable[..., dict[str, float]]) -> list[dict[str, float]]:
         if resume_from is not None:
             self._restore(resume_from)
         train = self.datasets[self.settings.data]
@@ -132,7 +143,7 @@ class Trainer:
                 if self.settings.steps is not None and self.optimizer.step_count >= self.settings.steps:
                     break
                 lr = optim.scheduled_lr(self.settings.schedule, lr0, self.epoch)
-                row = self._epoch(train, lr, epochs, per_epoch)
+                row = run_epoch(train, lr, epochs, per_epoch)
                 self.history.append(row)
                 self.epoch += 1
                 stop = self._early_stopping(row)
@@ -170,7 +181,7 @@ class Trainer:
             batch = self._columns(train, index)
             count = len(next(iter(batch.values()))) if batch else 0
             self._at = f"step {k + 1} of epoch {self.epoch + 1} (optimizer step {self.optimizer.step_count + 1})"
-            values, grads = prog.value_and_grad(s.minimize, self.param_names, batch,
+            values, grads = prog.value_and_grad(s.minimize, self.param_names, batch, resident=True,
                                                 also=self.hidden_metrics + self.update_names, training=True)
             grads = self._adjust(grads)
             hvp = None
@@ -181,15 +192,20 @@ class Trainer:
             if prog.detect_anomaly:
                 self._check_params(grads, lr)
             for name in prog.module.updates:
-                prog._store[name] = np.asarray(values[f"update:{name}"], dtype=prog._store[name].dtype).reshape(
-                    prog._store[name].shape)
-            for key in [s.minimize] + self.hidden_metrics:
-                sums[key] = sums.get(key, 0.0) + float(np.asarray(values[key])) * count
+                prog._assign(name, values[f"update:{name}"])
+            seen_values = {key: float(np.asarray(values[key])) for key in [s.minimize] + self.hidden_metrics}
+            for key, value in seen_values.items():  # the only copies back from a device during a step
+                sums[key] = sums.get(key, 0.0) + value * count
             seen += count
             elapsed = time.perf_counter() - start
             self.report("step", epoch=self.epoch, epochs=epochs, step=k + 1, steps=per_epoch,
-                        loss=sums[s.minimize] / max(seen, 1), batch_loss=float(np.asarray(values[s.minimize])),
+                        loss=sums[s.minimize] / max(seen, 1), batch_loss=seen_values[s.minimize],
                         examples_per_s=seen / max(elapsed, 1e-9))
+        return self._row(sums, seen, lr, start)
+
+    def _row(self, sums: dict[str, float], seen: int, lr: float, start: float) -> dict[str, float]:
+        """An epoch's history row from the summed loss and metrics (times examples) of its steps."""
+        s = self.settings
         row: dict[str, float] = {"epoch": self.epoch + 1, "loss": sums.get(s.minimize, math.nan) / max(seen, 1)}
         for label, hidden in self.spec.metrics:
             row[label] = sums.get(hidden, math.nan) / max(seen, 1)
@@ -293,7 +309,7 @@ class Trainer:
         for key, value in arrays.items():
             kind, _, name = key.partition("/")
             if kind == "param":
-                self.prog._store[name] = value.copy()
+                self.prog._assign(name, value.copy())
         self.optimizer.load_state_arrays({k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
         best_params = {k[5:]: v.copy() for k, v in arrays.items() if k.startswith("best/")}
         self.best = dict(meta["best"], params=best_params or None)

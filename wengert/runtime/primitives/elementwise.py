@@ -177,8 +177,11 @@ def _ones(a, b, out):
 
 
 def _tie(x, y, greater):
-    """d max(x, y)/dx with ties shared equally (docs/language.md §8)."""
-    return (greater(x, y) + 0.5 * (x == y)).astype(np.result_type(x, y))
+    """d max(x, y)/dx with ties shared equally (docs/language.md §8): 1, 0.5 or 0 (wheres, so
+    that it runs unchanged on device arrays)."""
+    dt = np.result_type(x, y)
+    one, half, zero = (np.asarray(v, dtype=dt) for v in (1.0, 0.5, 0.0))
+    return np.where(greater(x, y), one, np.where(x == y, half, zero))
 
 
 rules("add", _binary_jvp(_ones, _ones),

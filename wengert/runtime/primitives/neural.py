@@ -177,11 +177,11 @@ def _conv2d_jvp(primals, tangents, out, *, stride, padding):
     (x, w), (tx, tw) = primals, tangents
     result = None
     if tx is not None:
-        result = _conv2d(_fold(tx), w, stride=stride, padding=padding).reshape((tx.shape[0],) + out.shape)
+        result = ops.bind("conv2d", _fold(tx), w, stride=stride, padding=padding).reshape((tx.shape[0],) + out.shape)
     if tw is not None:
         k, (kh, kw, cin, cout) = tw.shape[0], w.shape
         wk = np.moveaxis(tw, 0, 3).reshape(kh, kw, cin, k * cout)  # the directions as extra output channels
-        term = _conv2d(x, wk, stride=stride, padding=padding).reshape(out.shape[:3] + (k, cout))
+        term = ops.bind("conv2d", x, wk, stride=stride, padding=padding).reshape(out.shape[:3] + (k, cout))
         term = np.ascontiguousarray(np.moveaxis(term, 3, 0))
         result = term if result is None else result + term
     return result
@@ -192,14 +192,13 @@ def _input_grad_jvp(primals, tangents, out, *, x_shape, stride, padding):
     result = None
     if tg is not None:
         k = tg.shape[0]
-        result = _input_grad(_fold(tg), w, x_shape=(k * x_shape[0],) + tuple(x_shape[1:]), stride=stride,
-                             padding=padding).reshape((k,) + out.shape)
+        result = ops.bind("conv2d_input_grad", _fold(tg), w, x_shape=(k * x_shape[0],) + tuple(x_shape[1:]),
+                          stride=stride, padding=padding).reshape((k,) + out.shape)
     if tw is not None:
         k, (kh, kw, cin, cout) = tw.shape[0], w.shape
-        b, oh, ow = g.shape[:3]
-        wk = np.ascontiguousarray(tw.transpose(1, 2, 0, 3, 4)).reshape(-1, cout)  # rows in (kh, kw, K, cin) order
-        d = (g.reshape(-1, cout) @ wk.T).reshape(b, oh, ow, kh, kw, k, cin)
-        term = _col2im(d, tuple(x_shape[1:3]), kh, kw, stride, padding)  # [N, H, W, K, cin]
+        wk = tw.transpose(1, 2, 0, 3, 4).reshape(kh, kw, k * cin, cout)  # the directions as extra input channels
+        term = ops.bind("conv2d_input_grad", g, wk, x_shape=tuple(x_shape[:3]) + (k * cin,), stride=stride,
+                        padding=padding).reshape(tuple(x_shape[:3]) + (k, cin))  # [N, H, W, K, cin]
         term = np.ascontiguousarray(np.moveaxis(term, 3, 0))
         result = term if result is None else result + term
     return result
@@ -210,15 +209,19 @@ def _filter_grad_jvp(primals, tangents, out, *, w_shape, stride, padding):
     kh, kw = w_shape[:2]
     cout = g.shape[3]
     result = None
-    if tx is not None:
+    cin = w_shape[2]
+    if tx is not None:  # the directions as extra input channels: one im2col and one product
         k = tx.shape[0]
-        cols, _ = _im2col(_fold(tx), kh, kw, stride, padding)
-        cols = cols.reshape(k, -1, cols.shape[1])  # [K, M, P]
-        result = np.matmul(cols.transpose(0, 2, 1), g.reshape(-1, cout)).reshape((k,) + tuple(w_shape))
-    if tg is not None:
+        xk = np.moveaxis(tx, 0, 4).reshape(tuple(x.shape[:3]) + (k * cin,))
+        result = ops.bind("conv2d_filter_grad", xk, g, w_shape=(kh, kw, k * cin, cout), stride=stride,
+                          padding=padding).reshape((kh, kw, cin, k, cout))
+        result = np.ascontiguousarray(np.moveaxis(result, 3, 0))
+    if tg is not None:  # the directions as extra output channels
         k = tg.shape[0]
-        cols, _ = _im2col(x, kh, kw, stride, padding)
-        term = np.matmul(cols.T, tg.reshape(k, -1, cout)).reshape((k,) + tuple(w_shape))
+        gk = np.moveaxis(tg, 0, 3).reshape(tuple(g.shape[:3]) + (k * cout,))
+        term = ops.bind("conv2d_filter_grad", x, gk, w_shape=(kh, kw, cin, k * cout), stride=stride,
+                        padding=padding).reshape((kh, kw, cin, k, cout))
+        term = np.ascontiguousarray(np.moveaxis(term, 3, 0))
         result = term if result is None else result + term
     return result
 
@@ -271,17 +274,18 @@ def _maxpool_jvp(primals, tangents, out, *, size, stride):
     (x,), (t,) = primals, tangents
     if t is None:
         return None
-    hits, count = _max_hits(x, out, size, stride)
-    acc = np.zeros(t.shape[:1] + out.shape, dtype=t.dtype)
-    for tap, h in zip(_taps(x.shape[-3:-1], size, stride), hits):
-        acc += h * t[tap]
-    acc /= count
-    return acc
+    taps = _taps(x.shape[-3:-1], size, stride)
+    hits = [(x[tap] == out).astype(t.dtype) for tap in taps]  # operators and slices: runs on device arrays too
+    count, acc = hits[0], hits[0] * t[taps[0]]
+    for tap, h in zip(taps[1:], hits[1:]):
+        count = count + h
+        acc = acc + h * t[tap]
+    return acc / count
 
 
 def _avgpool_jvp(primals, tangents, out, *, size, stride):
     t = tangents[0]
-    return None if t is None else _avgpool(t, size=size, stride=stride)
+    return None if t is None else ops.bind("avgpool2d", t, size=size, stride=stride)
 
 
 rules("maxpool2d", _maxpool_jvp, lambda g, out, x, *, size, stride: (
@@ -293,12 +297,12 @@ rules("avgpool2d", _avgpool_jvp, lambda g, out, x, *, size, stride: (
 def _maxpool_grad_jvp(primals, tangents, out, *, size, stride):
     x, o, _ = primals
     tg = tangents[2]  # the max positions are locally constant: only g's tangent moves the result
-    return None if tg is None else _maxpool_grad(x, o, tg, size=size, stride=stride)
+    return None if tg is None else ops.bind("maxpool2d_grad", x, o, tg, size=size, stride=stride)
 
 
 def _avgpool_grad_jvp(primals, tangents, out, *, x_shape, size, stride):
     t = tangents[0]
-    return None if t is None else _avgpool_grad(t, x_shape=x_shape, size=size, stride=stride)
+    return None if t is None else ops.bind("avgpool2d_grad", t, x_shape=x_shape, size=size, stride=stride)
 
 
 rules("maxpool2d_grad", _maxpool_grad_jvp, None)

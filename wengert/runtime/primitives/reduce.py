@@ -116,7 +116,7 @@ def _prod_of_others_jvp(primals, tangents, out, *, axes):
     for j in range(group.shape[-1]):
         without_j = group.copy()
         without_j[..., j] = 1
-        others = _prod_of_others(without_j, axes=(group.ndim - 1,))
+        others = ops.bind("prod_of_others", without_j, axes=(group.ndim - 1,))
         others[..., j] = 0
         result += tg[..., j:j + 1] * others
     result = result.reshape((t.shape[0],) + moved.shape)
@@ -130,7 +130,7 @@ def _prod_jvp(primals, tangents, out, *, axes, keepdims=False):
     (x,), (t,) = primals, tangents
     if t is None:
         return None
-    return (t * _prod_of_others(x, axes=axes)).sum(axis=_shifted(axes), keepdims=keepdims)
+    return (t * ops.bind("prod_of_others", x, axes=axes)).sum(axis=_shifted(axes), keepdims=keepdims)
 
 
 def _prod_vjp(g, out, x, *, axes, keepdims=False):

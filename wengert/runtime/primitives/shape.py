@@ -224,7 +224,7 @@ def _concat_jvp(primals, tangents, out, *, axis):
     if all(t is None for t in tangents):
         return None
     b = ops.batch_of(tangents)
-    parts = [t if t is not None else np.zeros((b,) + p.shape, dtype=out.dtype) for p, t in zip(primals, tangents)]
+    parts = [t if t is not None else np.zeros_like(out, shape=(b,) + p.shape) for p, t in zip(primals, tangents)]
     return np.concatenate(parts, axis=axis + 1)
 
 
@@ -269,9 +269,9 @@ def _unslice_jvp(primals, tangents, out, *, shape, starts, stops, steps):
     t = tangents[0]
     if t is None:
         return None
-    res = np.zeros((t.shape[0],) + tuple(shape), dtype=t.dtype)
-    res[(slice(None),) + tuple(slice(a, b, s) for a, b, s in zip(starts, stops, steps))] = t
-    return res
+    b = t.shape[0]
+    return ops.bind("unslice", t, shape=(b,) + tuple(shape), starts=(0,) + tuple(starts), stops=(b,) + tuple(stops),
+                    steps=(1,) + tuple(steps))
 
 
 rules("unslice", _unslice_jvp,
@@ -281,7 +281,7 @@ rules("unslice", _unslice_jvp,
 
 def _pad_jvp(primals, tangents, out, *, widths, value=0):
     t = tangents[0]
-    return None if t is None else np.pad(t, ((0, 0),) + tuple(widths))
+    return None if t is None else ops.bind("pad", t, widths=((0, 0),) + tuple(widths))
 
 
 def _pad_vjp(g, out, x, *, widths, value=0):
@@ -336,7 +336,8 @@ def _scatter_jvp(primals, tangents, out, *, shape, axis, scalar):
     t = tangents[0]
     if t is None:
         return None
-    return np.stack([_scatter(t[k], primals[1], shape=shape, axis=axis, scalar=scalar) for k in range(t.shape[0])])
+    return np.stack([ops.bind("scatter", t[k], primals[1], shape=shape, axis=axis, scalar=scalar)
+                     for k in range(t.shape[0])])
 
 
 def _scatter_vjp(g, out, src, ids, *, shape, axis, scalar):
