@@ -3,6 +3,7 @@ only then, when pyopencl is not installed or no OpenCL device exists."""
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 
@@ -20,6 +21,8 @@ else:
 def pytest_collection_modifyitems(config, items):
     if REASON is None:
         return
+    if os.environ.get("WENGERT_REQUIRE_OPENCL"):  # CI: a missing device must fail, not skip
+        raise pytest.UsageError(f"WENGERT_REQUIRE_OPENCL is set but the OpenCL tests cannot run: {REASON}")
     for item in items:
         if "tests/opencl/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.skip(reason=REASON))

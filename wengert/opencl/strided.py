@@ -129,9 +129,9 @@ def run_map(backend, expr: str, out: View, operands: Sequence[View | np.ndarray]
         return
     views = [op for op in operands if isinstance(op, View)]
     merged, sets = _merge(shape, [out.strides] + [v.strides for v in views])
-    # Ranks 2..4 share one source (leading axes of size 1): fewer distinct kernels to compile
-    # (on PoCL a compile costs far more than a few extra index operations per work-item).
-    pad = 4 - len(merged) if 1 < len(merged) < 4 else 0
+    # Ranks 0..1 and 2..4 share one source each (leading axes of size 1): fewer distinct kernels
+    # to compile (on PoCL a compile costs far more than a few extra index operations per item).
+    pad = 4 - len(merged) if 1 < len(merged) < 4 else 1 - len(merged) if not merged else 0
     merged, sets = (1,) * pad + merged, [(0,) * pad + st for st in sets]
     nd = len(merged)
     kinds = tuple((op.dtype, not isinstance(op, View)) for op in operands)
