@@ -285,3 +285,17 @@ def test_downpour_survives_a_killed_server():
     # shard 1 survived and applied every replica step once; shard 0 counts its pushes since its restart
     assert events.engine.server_pushes[1] == 375 and 0 < events.engine.server_pushes[0] < 375
     assert len(history) == 3 and history[-1]["valid_accuracy"] >= 0.97
+
+
+def test_console_report_prints_recoveries():
+    import io
+
+    from rich.console import Console
+
+    from wengert.progress import ConsoleReport
+    out = io.StringIO()
+    report = ConsoleReport(Console(file=out, width=200, highlight=False))
+    report("recovered", what="worker", worker=1, exitcode=-9)
+    report("recovered", what="server", shards=[0], error="")
+    assert out.getvalue().splitlines() == ["recovered: a worker died and was restarted (worker 1, exitcode -9)",
+                                           "recovered: a server died and was restarted (shards [0])"]

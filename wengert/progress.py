@@ -64,6 +64,12 @@ class ConsoleReport:
         self._stop_bar()
         self.console.print(f"interrupted: {epoch} epochs are saved; continue with --resume")
 
+    def on_recovered(self, what: str, **info: Any) -> None:
+        """A parallel run lost a worker, replica or server shard and carries on (wengert/parallel/)."""
+        self._stop_bar()
+        detail = ", ".join(f"{k} {v}" for k, v in info.items() if v not in (None, "", []))
+        self.console.print(f"recovered: a {what} died and was restarted" + (f" ({detail})" if detail else ""))
+
     def on_anomaly(self, **_: Any) -> None:
         self._stop_bar()  # the diagnostic follows (--detect-anomaly)
 

@@ -89,6 +89,7 @@ class Trainer:
         self.epoch = 0
         self.best: dict[str, Any] = {"loss": math.inf, "wait": 0, "params": None, "epoch": -1}
         self._snapshot: tuple | None = None  # the state after the last complete epoch
+        self._fingerprint_value: str | None = None
         self._last_save = -math.inf
         self._at = ""  # where the loop is, for an anomaly's note ("step 3 of epoch 2")
 
@@ -274,6 +275,13 @@ class Trainer:
             return path if path.is_absolute() else Path(self.prog.module.path).parent / path
         return self.out_dir / "checkpoint.npz" if self.out_dir is not None else None
 
+    def _fingerprint(self, store: dict[str, Any]) -> str:
+        """The program's checkpoint fingerprint; names, shapes and dtypes never change during a run,
+        so it is computed once (it is taken after every epoch, and an epoch may be one step)."""
+        if self._fingerprint_value is None:
+            self._fingerprint_value = checkpoint.fingerprint(self.prog.module, store)
+        return self._fingerprint_value
+
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
         """Everything a resume needs, copied: (params, checkpoint arrays, metadata)."""
         store = {k: v.copy() for k, v in self.prog._store.items()}
@@ -282,7 +290,7 @@ class Trainer:
         if self.best["params"] is not None:
             arrays.update({f"best/{k}": v for k, v in self.best["params"].items()})
         meta = {
-            "fingerprint": checkpoint.fingerprint(self.prog.module, store), "params": sorted(store),
+            "fingerprint": self._fingerprint(store), "params": sorted(store),
             "train": self.name, "epoch": self.epoch, "history": list(self.history),
             "best": {k: v for k, v in self.best.items() if k != "params"},
             "rng": {"shuffle": checkpoint.rng_state(self.shuffle_rng), "noise": checkpoint.rng_state(self.noise_rng),
