@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from wengert.program import load  # noqa: E402
-from wengert.runtime.train import Trainer  # noqa: E402
+from wengert.train.loop import Trainer  # noqa: E402
 
 BOW = ROOT / "models" / "bow_sparse.dl"
 MOONS = ROOT / "models" / "moons.dl"

@@ -13,10 +13,10 @@ import textwrap
 import pytest
 
 from wengert.dsl import ast
-from wengert.dsl.diagnostics import DiagnosticError
+from wengert.diagnostics import DiagnosticError
 from wengert.dsl.lower import lower_source
 from wengert.dsl.parser import parse
-from wengert.dsl.source import Source
+from wengert.diagnostics import Source
 
 
 def _src(text: str, path: str = "t.dl") -> Source:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import wengert
 from wengert.cli import main
-from wengert.dsl.diagnostics import DiagnosticError
+from wengert.diagnostics import DiagnosticError
 from wengert.runtime import anomaly
 from wengert.runtime.anomaly import AnomalyError
 

@@ -8,8 +8,8 @@ import pytest
 
 import wengert
 from wengert.dsl.lower import lower_source
-from wengert.dsl.source import Source, read_source
-from wengert.runtime import data
+from wengert.diagnostics import Source, read_source
+from wengert.train import data
 
 CH07 = Path(__file__).resolve().parent.parent / "models" / "ch07"
 HAVE_LISTS = all((data.WORDS_DIR / name).exists() for _, name, _ in data.WORDS_LISTS)

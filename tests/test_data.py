@@ -13,10 +13,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from wengert.dsl.diagnostics import DiagnosticError
+from wengert.diagnostics import DiagnosticError
 from wengert.dsl.lower import lower_source
-from wengert.dsl.source import Source
-from wengert.runtime.data import DataError, Dataset, RowView, bind, load
+from wengert.diagnostics import Source
+from wengert.train.data import DataError, Dataset, RowView, bind, load
 
 
 # ----------------------------------------------------------------------------- helpers

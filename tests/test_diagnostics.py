@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from wengert.cli import main
-from wengert.dsl.diagnostics import Diagnostic, DiagnosticError
+from wengert.diagnostics import Diagnostic, DiagnosticError
 from wengert.dsl.lower import check_file, lower_source
-from wengert.dsl.source import Source
+from wengert.diagnostics import Source
 
 FILE = "prog.dl"
 

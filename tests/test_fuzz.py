@@ -38,9 +38,9 @@ from hypothesis import strategies as st
 import wengert.dsl.lower as lower_mod
 from wengert.cli import main
 from wengert.dsl.builtins import BUILTINS
-from wengert.dsl.diagnostics import DiagnosticError
+from wengert.diagnostics import DiagnosticError
 from wengert.dsl.lower import lower_source
-from wengert.dsl.source import Source
+from wengert.diagnostics import Source
 
 FUZZ_FILE = "fuzz.dl"
 MODELS = Path(__file__).parent.parent / "models"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import errors, lower, ptyp, typ, where
-from wengert.dsl.diagnostics import DiagnosticError
+from wengert.diagnostics import DiagnosticError
 from wengert.dsl.lower import check_file
 from wengert.runtime.ir import Initializer
 
@@ -670,7 +670,7 @@ def test_data_column_transforms_after_inputs():
     ("data z = moonz(10)", (1, 10), "unknown data source `moonz` (did you mean `moons`?); known: npz, npy, csv, "
                                     "idx, moons, random_classification, random_regression, words"),
     ("data z = moons(10) |> shufle(1)", (1, 23), "unknown data transform `shufle` (did you mean `shuffle`?); "
-                                                 "known: shuffle, split, standardize, scale, onehot, cast, take"),
+                                                 "known: shuffle, split, take, standardize, scale, onehot, cast"),
     ("data z = moons()", (1, 10), "`moons` needs `examples`"),
     ("data z = moons(10, nois=1)", (1, 20), "`moons` has no argument `nois` (did you mean `noise`?)"),
     ("data z = moons(10)\ndata z = moons(20)", (2, 1), "data `z` is already defined (line 1)"),

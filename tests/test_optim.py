@@ -1,4 +1,4 @@
-"""Optimizers, schedules, clipping and gradient noise (wengert/runtime/optim.py).
+"""Optimizers, schedules, clipping and gradient noise (wengert/train/optim.py).
 
 Expected values are hand-computed numbers or short reference implementations written
 here from the published formulas (the torch.optim algorithm boxes, Dauphin et al. 2015
@@ -11,8 +11,8 @@ import io
 import numpy as np
 import pytest
 
-from wengert.dsl.statements import OPTIMIZERS
-from wengert.runtime import optim
+from wengert.train.optim import OPTIMIZERS
+from wengert.train import optim
 
 P0 = [1.0, -2.0, 3.0]
 GRADS = [[0.5, -1.0, 2.0], [-0.25, 0.5, 1.0], [1.0, 1.0, -3.0]]

@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from wengert.cli import main
-from wengert.dsl.diagnostics import DiagnosticError
-from wengert.parallel import parse_option
+from wengert.diagnostics import DiagnosticError
+from wengert.train.engines import parse_option
 from wengert.parallel.server import ParameterShard, optimizer_slice, partition
 from wengert.parallel.sparse import step as sparse_step, touched_rows
 from wengert.program import compile as compile_program, load
-from wengert.runtime import checkpoint, optim
-from wengert.runtime.train import Trainer
+from wengert.train import checkpoint, optim
+from wengert.train.loop import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 MOONS = ROOT / "models" / "moons.dl"

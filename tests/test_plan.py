@@ -1,4 +1,4 @@
-"""Compiled steps (runtime/plan.py): a plan replays the interpreter's kernels in the same order,
+"""Compiled steps (wengert/compiler/): a plan replays the interpreter's kernels in the same order,
 so values, gradients and trained params are bit-identical (np.array_equal, not a tolerance)."""
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 import wengert
 from wengert.cli import main
-from wengert.runtime.plan import EMITTERS, compile_step
+from wengert.compiler.numpy_codegen import EMITTERS
+from wengert.compiler.plan import compile_step
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import wengert
 from wengert.cli import main
-from wengert.runtime.train import Trainer
+from wengert.train.loop import Trainer
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

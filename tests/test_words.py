@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wengert.dsl.diagnostics import DiagnosticError
+from wengert.diagnostics import DiagnosticError
 from wengert.dsl.lower import lower_source
-from wengert.dsl.source import Source
-from wengert.runtime import data
-from wengert.runtime.data import (
+from wengert.diagnostics import Source
+from wengert.train import data
+from wengert.train.data import (
     WORDS_ALPHABET,
     WORDS_LISTS,
     WORDS_VOCAB,

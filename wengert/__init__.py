@@ -1,5 +1,6 @@
 """wengert: deep-learning programs as small .dl files."""
-from .dsl.diagnostics import Diagnostic, DiagnosticError
+from . import parallel  # noqa: F401,E402  (registers hogwild and downpour with wengert.train.engines)
+from .diagnostics import Diagnostic, DiagnosticError
 from .program import Program, compile, load
 from .runtime.gradcheck import GradCheckError, check_grads
 

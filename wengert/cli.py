@@ -6,7 +6,8 @@ from typing import Any, Iterable
 
 import click
 
-from .dsl.diagnostics import DiagnosticError
+from .diagnostics import DiagnosticError
+from .feeds import parse_inputs, usage_error
 
 
 def report(diagnostics: Iterable, stream=None) -> None:
@@ -72,38 +73,6 @@ def format_module(module) -> str:
 
 
 # ---------------------------------------------------------------- running programs
-def parse_inputs(items: tuple[str, ...]) -> dict[str, Any]:
-    """`-i NAME=VALUE`, `-i NAME=file.npy`, `-i NAME=file.npz:KEY` -> arrays."""
-    import ast as pyast
-
-    import numpy as np
-    out: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or not name.isidentifier():
-            raise _usage(f"`-i {item}`: expected NAME=VALUE, NAME=file.npy or NAME=file.npz:KEY")
-        try:
-            if text.endswith(".npy"):
-                out[name] = np.load(text, allow_pickle=False)
-            elif ".npz:" in text:
-                path, _, key = text.rpartition(":")
-                with np.load(path, allow_pickle=False) as archive:
-                    if key not in archive.files:
-                        raise _usage(f"input `{name}`: {path} has no array `{key}` (it has {', '.join(archive.files)})")
-                    out[name] = archive[key]
-            else:
-                lowered = text.replace("true", "True").replace("false", "False")
-                out[name] = np.asarray(pyast.literal_eval(lowered))
-        except (OSError, ValueError, SyntaxError) as e:
-            raise _usage(f"input `{name}`: cannot read `{text}`: {e}") from None
-    return out
-
-
-def _usage(message: str) -> DiagnosticError:
-    from .dsl.diagnostics import Diagnostic
-    return DiagnosticError([Diagnostic.plain("wengert", message)])
-
-
 def _program(file: str, device: str = "cpu"):
     from .program import load
     return _announce(load(file, device))
@@ -216,7 +185,7 @@ def trace(file: str, of: str, inputs: tuple[str, ...], values: bool, adjoints: b
     seeds = None
     if tangents:
         if not wrt:
-            raise _usage("--tangents needs --wrt NAME (the direction to seed)")
+            raise usage_error("--tangents needs --wrt NAME (the direction to seed)")
         seeds = {n: np.ones_like(prog._root_value(n, fed)) for n in wrt.split(",")}
         prog._wrt(list(seeds))
     t = prog.trace_with_derivatives(of, fed, adjoints=adjoints, tangents=seeds)
@@ -224,7 +193,7 @@ def trace(file: str, of: str, inputs: tuple[str, ...], values: bool, adjoints: b
     if span:
         a, _, b = span.partition("..")
         if not (a or "0").isdigit() or (b and not b.isdigit()):
-            raise _usage(f"--range {span}: expected A..B with entry numbers, such as 10..20")
+            raise usage_error(f"--range {span}: expected A..B with entry numbers, such as 10..20")
         start, stop = int(a or 0), int(b) if b else None
     click.echo(t.format(values=values, adjoints=adjoints, tangents=tangents, start=start, stop=stop))
 
@@ -286,7 +255,7 @@ def graph_command(file: str, of: str, inputs: tuple[str, ...], out: str, as_trac
     from .inspect.graph import INSTALL_HINT, check_output, graph_dot, render
     fmt = check_output(out)
     if tangents and not wrt:
-        raise _usage("--tangents needs --wrt NAME (the direction to seed)")
+        raise usage_error("--tangents needs --wrt NAME (the direction to seed)")
     text = graph_dot(_program(file), of, parse_inputs(inputs), trace=as_trace, adjoints=adjoints,
                      tangents=tangents, wrt=wrt.split(",") if wrt else None, expand=expand, rankdir=rankdir)
     written = render(text, out)
@@ -344,8 +313,8 @@ def train(file: str, name: str | None, epochs: int | None, batch: str | None, de
 
     from .dsl.lower import check_file
     from .program import Program
-    from .runtime.train import Trainer
     from .progress import ConsoleReport
+    from .train.loop import Trainer
     prog = _announce(Program(check_file(file), device, seed=seed))
     prog.detect_anomaly = detect_anomaly
     prog.compile = compile_steps
@@ -368,11 +337,11 @@ def train(file: str, name: str | None, epochs: int | None, batch: str | None, de
 def _parallel(value: str | None):
     if value is None:
         return None
-    from .parallel import parse_option
+    from .train.engines import parse_option
     try:
         return parse_option(value)
     except ValueError as e:
-        raise _usage(f"--parallel {value}: {e}") from None
+        raise usage_error(f"--parallel {value}: {e}") from None
 
 
 def _batch(value: str | None):
@@ -382,7 +351,7 @@ def _batch(value: str | None):
         return "all"
     if value.isdigit() and int(value) > 0:
         return int(value)
-    raise _usage(f"--batch {value}: expected a positive integer or `all`")
+    raise usage_error(f"--batch {value}: expected a positive integer or `all`")
 
 
 @main.command()
@@ -405,11 +374,11 @@ def compare(file: str, names: str | None, epochs: int | None, out_dir: str | Non
     from .plot import plot_comparison
     from .program import Program
     from .progress import ConsoleReport
-    from .runtime.train import Trainer
+    from .train.loop import Trainer
     module = check_file(file)
     blocks = names.split(",") if names else [n for n in module.trains if n is not None]
     if not blocks:
-        raise _usage(f"{file} has no named train blocks to compare")
+        raise usage_error(f"{file} has no named train blocks to compare")
     out = Path(out_dir) if out_dir else Path("runs") / Path(file).stem
     out.mkdir(parents=True, exist_ok=True)
     console = Console(highlight=False)
@@ -449,19 +418,19 @@ def evaluate(file: str, params_path: str, data_name: str | None, name: str | Non
     """Loss and metrics of saved params on a data set."""
     import numpy as np
 
-    from .runtime.train import Trainer
+    from .train.loop import Trainer
     prog = _program(file, device)
     try:
         with np.load(params_path, allow_pickle=False) as archive:
             saved = {k: archive[k] for k in archive.files if k != "meta"}
     except (OSError, ValueError) as e:
-        raise _usage(f"cannot read params from {params_path}: {e}") from None
+        raise usage_error(f"cannot read params from {params_path}: {e}") from None
     prog.set_params(saved)
     trainer = Trainer(prog, name, {"data": data_name} if data_name else {})
     which = data_name or trainer.settings.valid or trainer.settings.data
     dataset = trainer.datasets.get(which)
     if dataset is None:
-        from .runtime import data as data_module
+        from .train import data as data_module
         dataset = data_module.load(prog.module.data[which])[which]
     result = trainer.evaluate(dataset)
     click.echo("  ".join(f"{k} {v:.6g}" for k, v in result.items()) + f"  ({which}, {len(dataset)} examples)")

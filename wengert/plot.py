@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dsl.diagnostics import Diagnostic, DiagnosticError
+from .diagnostics import Diagnostic, DiagnosticError
 
 
 def _pyplot():

@@ -6,9 +6,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from .diagnostics import Diagnostic, DiagnosticError, Source, did_you_mean
 from .dsl.lower import check_file, lower_source
-from .dsl.source import Source
 from .runtime.autodiff import backward, release_unneeded
 from .runtime.executor import Context, Evaluation, EvaluationError, free_vars
 from .runtime.init import initial_value
@@ -53,9 +52,9 @@ class Program:
         # AnomalyError at its source line (runtime/anomaly.py; the CLI's --detect-anomaly).
         self.detect_anomaly: bool = False
         # When True, value_and_grad compiles a step whose Wengert list repeats into a plan and
-        # replays it (runtime/plan.py; the CLI's --no-compile turns it off).
+        # replays it (wengert/compiler/; the CLI's --no-compile turns it off).
         self.compile: bool = True
-        self._plans = None  # runtime.plan.PlanCache, made on first use
+        self._plans = None  # compiler.plan.PlanCache, made on first use
         self._inputs_needed: dict[tuple, list[str]] = {}  # by requested var ids (the IR does not change)
         for name, (var, _) in module.updates.items():  # update expressions can be evaluated like values
             module.hidden.setdefault(f"update:{name}", var)
@@ -103,7 +102,7 @@ class Program:
 
     def train(self, name: str | None = None, **overrides: Any) -> list[dict[str, float]]:
         """Run a `train` block in place (the params change); returns the history, one dict per epoch."""
-        from .runtime.train import Trainer
+        from .train.loop import Trainer
         return Trainer(self, name, overrides).run()
 
     def value_and_grad(self, of: str, wrt: list[str], inputs: dict[str, Any], also: list[str] = (),
@@ -114,7 +113,7 @@ class Program:
         With `resident` on a device, values and grads stay in device buffers (the Trainer's step)."""
         if (self.compile if compile is None else compile) and not self.detect_anomaly and self.device == "cpu":
             if self._plans is None:
-                from .runtime.plan import PlanCache
+                from .compiler.plan import PlanCache
                 self._plans = PlanCache(self)
             return self._plans.value_and_grad(of, list(wrt), inputs, list(also), training, resident=resident)
         names = [of] + [n for n in also if n != of]
@@ -400,7 +399,12 @@ def _opencl_backend(module: Module, device: str):
     primitive has a kernel (no silent fallback to the CPU) and f64 only with cl_khr_fp64."""
     from .opencl import NoOpenCLError
     try:
-        from .opencl.backend import get_backend, missing_kernels, module_dtypes, module_prims
+        from .opencl.backend import (
+            get_backend,
+            missing_kernels,
+            module_dtypes,
+            module_prims,
+        )
         backend = get_backend(device)
     except (NoOpenCLError, ValueError, ImportError) as e:
         raise DiagnosticError([Diagnostic.plain(module.path, str(e))]) from None

@@ -89,7 +89,7 @@ def load_setup(dl: Path, batch: int, small_rows: int | None = None, data: Arrays
     """The program at `dl`, its train block's settings, and the data its data statement loads
     (or `data`, swapped in; the first `small_rows` rows when given)."""
     import wengert
-    from wengert.runtime.train import Trainer
+    from wengert.train.loop import Trainer
     prog = wengert.load(dl)
     if params:
         prog.set_params(params)
@@ -130,13 +130,13 @@ class WengertTrainer(Runner):
     """The user's path: a `Trainer` over the program's own train block, `steps` overridden."""
 
     def __init__(self, setup: Setup):
-        from wengert.runtime import data as wdata
+        from wengert.train import data as wdata
         self.setup = setup
         self.prog = setup.prog
         self.dataset = wdata.Dataset(dict(setup.data), name="bench")
 
     def prepare(self, n: int) -> None:
-        from wengert.runtime.train import Trainer
+        from wengert.train.loop import Trainer
         overrides = dict(self.setup.overrides, steps=n)
         self.trainer = Trainer(self.prog, None, overrides)
         # the same rows the other frameworks train on (the program's own data statement is a

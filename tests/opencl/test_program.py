@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import wengert
-from wengert.dsl.diagnostics import DiagnosticError
+from wengert.diagnostics import DiagnosticError
 from wengert.opencl import backend as backend_module
 from wengert.opencl.array import TRANSFERS, DeviceArray
-from wengert.runtime.train import Trainer
+from wengert.train.loop import Trainer
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 

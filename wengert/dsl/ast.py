@@ -5,7 +5,7 @@ from typing import Union
 
 import attrs
 
-from .source import Span
+from ..diagnostics import Span
 
 
 @attrs.frozen

@@ -10,11 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from ..diagnostics import Reporter, Span
 from ..runtime import primitives
 from ..runtime.ir import Block, CallFrame, Eqn, Var
 from ..runtime.types import ERROR_TYPE, FLOATS, NUMPY_DTYPE, DimEnv, TensorType, promote
-from .diagnostics import Reporter
-from .source import Span
 from .values import DType, is_dim
 
 STDLIB_PREFIX = "<stdlib>/"

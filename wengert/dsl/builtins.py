@@ -557,7 +557,7 @@ def _pair_of(lw, span, x):
 @builtin("one_of", "value", "options")
 def _one_of(lw, span, value, options):
     """The position of a static value (a string option such as feedback="output") in a list of options."""
-    from .diagnostics import did_you_mean
+    from ..diagnostics import did_you_mean
     if not isinstance(options, list):
         return _err(lw, span, f"one_of needs a list of options, got {describe(options)}")
     for k, o in enumerate(options):

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..diagnostics import Span, did_you_mean
 from ..runtime.ir import Var
 from ..runtime.types import ERROR_TYPE
 from . import ast
-from .diagnostics import did_you_mean
-from .source import Span
 from .values import FnRef
 
 REQUIRED = object()

@@ -17,13 +17,36 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ..runtime.ir import Block, DataSpec, InputDecl, Initializer, Module, ParamDecl, TrainSpec, Var
-from ..runtime.types import DTYPES, ERROR_TYPE, ITEMSIZE, DimConflict, DimEnv, TensorType, promote
+from ..diagnostics import (
+    DiagnosticError,
+    Reporter,
+    Source,
+    Span,
+    did_you_mean,
+    read_source,
+)
+from ..runtime.ir import (
+    Block,
+    DataSpec,
+    Initializer,
+    InputDecl,
+    Module,
+    ParamDecl,
+    TrainSpec,
+    Var,
+)
+from ..runtime.types import (
+    DTYPES,
+    ERROR_TYPE,
+    ITEMSIZE,
+    DimConflict,
+    DimEnv,
+    TensorType,
+    promote,
+)
 from . import ast
 from .builder import STDLIB_PREFIX, Builder
-from .diagnostics import DiagnosticError, Reporter, did_you_mean
 from .parser import parse
-from .source import Source, Span, read_source
 from .values import AllVal, CallVal, DType, FnRef, RangeVal, describe, is_dim
 
 INITIALIZERS = {  # name -> keyword names (positional order)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from ..diagnostics import Span
 from ..runtime.ir import Var
 from ..runtime.types import ERROR_TYPE, FLOATS, DimOp, Sym, dim_op
-from .source import Span
 from .values import describe, is_dim
 
 BINARY_PRIMS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod", "**": "pow",

@@ -7,11 +7,15 @@ from typing import Iterator
 
 import lark
 from lark import Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    VisitError,
+)
 
+from ..diagnostics import Diagnostic, DiagnosticError, Source, Span
 from . import ast
-from .diagnostics import Diagnostic, DiagnosticError
-from .source import Source, Span
 
 MAX_NESTING = 200  # brackets; deeper programs are refused before they reach Python's recursion limit
 

@@ -1,67 +1,37 @@
 """`data` pipelines and `train` blocks: checked against tables of what each name accepts."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from ..diagnostics import did_you_mean
 from ..runtime.ir import DataSpec, TrainSpec, Var
+from ..train import data, engines, loop, optim
 from . import ast
 from .calls import REQUIRED
-from .diagnostics import did_you_mean
 from .values import AllVal, DType, RangeVal, describe
 
 ANY_KEYWORDS = "**"  # the source takes column names as keywords
 
-DATA_SOURCES: dict[str, dict[str, Any]] = {
-    "npz": {"path": REQUIRED},
-    "npy": {ANY_KEYWORDS: None},
-    "csv": {"path": REQUIRED, "header": None, "delimiter": ",", ANY_KEYWORDS: None},
-    "idx": {ANY_KEYWORDS: None},
-    "moons": {"examples": REQUIRED, "noise": 0.1, "seed": 0},
-    "random_classification": {"examples": REQUIRED, "features": REQUIRED, "classes": 2, "seed": 0},
-    "random_regression": {"examples": REQUIRED, "features": REQUIRED, "noise": 0.1, "seed": 0},
-    "words": {"per_language": REQUIRED, "max_len": REQUIRED, "seed": 0},
-}
-DATA_TRANSFORMS: dict[str, dict[str, Any]] = {
-    "shuffle": {"seed": 0},
-    "split": {"fraction": REQUIRED},
-    "standardize": {"column": REQUIRED},
-    "scale": {"column": REQUIRED, "factor": REQUIRED},
-    "onehot": {"column": REQUIRED, "classes": REQUIRED},
-    "cast": {"column": REQUIRED, "dtype": REQUIRED},
-    "take": {"n": REQUIRED},
-}
-# Defaults are torch.optim's (docs/optimizers.md has each rule and its source).
-OPTIMIZERS: dict[str, dict[str, Any]] = {
-    "sgd": {"lr": 0.001, "momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0},
-    "adagrad": {"lr": 0.01, "lr_decay": 0.0, "weight_decay": 0.0, "eps": 1e-10},
-    "rmsprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
-    "adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0},
-    "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False},
-    "adamax": {"lr": 0.002, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
-    "nadam": {"lr": 0.002, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "momentum_decay": 0.004},
-    "rprop": {"lr": 0.01, "eta_minus": 0.5, "eta_plus": 1.2, "step_min": 1e-6, "step_max": 50.0},
-    "esgd": {"lr": 0.01, "eps": 1e-4, "weight_decay": 0.0, "update_every": 20},
-}
-SCHEDULES = {"constant": {}, "step": {"every": REQUIRED, "factor": 0.1}, "exponential": {"decay": REQUIRED},
-             "inverse_time": {"decay": REQUIRED}}
-PARALLEL = {"hogwild": {"workers": 2}, "downpour": {"replicas": 2, "shards": 1, "fetch_every": 1, "push_every": 1}}
+
+def keywords(fn: Callable[..., Any]) -> dict[str, Any]:
+    """What a data source, transform, schedule or early-stopping rule accepts, read from its signature
+    (wengert/train/): the parameters after the positional-only ones, REQUIRED where there is no
+    default; `**columns` means it takes column names as keywords."""
+    table: dict[str, Any] = {}
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            table[ANY_KEYWORDS] = None
+        elif p.kind is not p.POSITIONAL_ONLY:
+            table[p.name] = REQUIRED if p.default is p.empty else p.default
+    return table
 
 
-def parallel_problem(name: str, kwargs: dict[str, Any]) -> str | None:
-    """What is wrong with a parallel setting `name(**kwargs)` (every argument is a count), or None;
-    shared by train blocks and the CLI's --parallel (wengert/parallel/)."""
-    if name not in PARALLEL:
-        return f"unknown parallel engine `{name}`" + did_you_mean(name, PARALLEL) + f"; known: {', '.join(PARALLEL)}"
-    for key, value in kwargs.items():
-        if key not in PARALLEL[name]:
-            return f"`{name}` has no argument `{key}`" + did_you_mean(key, PARALLEL[name])
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            return f"`{name}`: `{key}` must be a positive integer, got {value!r}"
-    return None
-
-
-EARLY_STOPPING = {"early_stopping": {"patience": REQUIRED, "min_delta": 0.0}}
+DATA_SOURCES = {name: keywords(fn) for name, fn in data.SOURCES.items()}
+DATA_TRANSFORMS = {name: keywords(fn) for name, fn in {**data.ROW_TRANSFORMS, **data.VALUE_TRANSFORMS}.items()}
+SCHEDULES = {name: keywords(fn) for name, fn in optim.SCHEDULES.items()}
+EARLY_STOPPING = {name: keywords(fn) for name, fn in loop.EARLY_STOPPING.items()}
 TRAIN_KEYS = ("data", "valid", "minimize", "optimizer", "epochs", "steps", "batch", "shuffle", "schedule",
               "clip_norm", "clip_value", "gradient_noise", "early_stopping", "metrics", "checkpoint", "parallel",
               "cluster", "seed")
@@ -211,12 +181,12 @@ def lower_train(lw, s: ast.TrainDef, scope) -> None:
         elif key == "minimize":
             minimize = _minimize(lw, value)
         elif key == "optimizer":
-            config[key] = static_call(lw, value, scope, OPTIMIZERS, "optimizer")
+            config[key] = static_call(lw, value, scope, optim.OPTIMIZERS, "optimizer")
         elif key == "schedule":
             config[key] = static_call(lw, value, scope, SCHEDULES, "schedule")
         elif key == "parallel":
-            config[key] = static_call(lw, value, scope, PARALLEL, "parallel engine")
-            problem = parallel_problem(*config[key]) if config[key] is not None else None
+            config[key] = static_call(lw, value, scope, engines.keyword_tables(), "parallel engine")
+            problem = engines.parallel_problem(*config[key]) if config[key] is not None else None
             if problem is not None:
                 lw.b.error(value.span, problem)
         elif key == "early_stopping":

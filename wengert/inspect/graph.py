@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ..dsl.diagnostics import Diagnostic, DiagnosticError
+from ..diagnostics import Diagnostic, DiagnosticError
 from ..runtime.executor import free_vars
 from ..runtime.ir import CallFrame, Eqn
 from ..runtime.ops import Dual, primal

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dsl.diagnostics import DiagnosticError
+from ..diagnostics import DiagnosticError
 from ..runtime.ops import primal
 from ..runtime.types import FLOATS
 from . import graph as graphs

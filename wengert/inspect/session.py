@@ -28,8 +28,8 @@ import numpy as np
 from prompt_toolkit.completion import Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
-from ..dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
-from ..dsl.source import Source, Span
+from ..diagnostics import Diagnostic, DiagnosticError, Source, Span, did_you_mean
+from ..feeds import parse_inputs
 from ..runtime.ops import primal
 from ..runtime.trace import _short
 
@@ -270,7 +270,6 @@ class Session:
     # ---------------------------------------------------------------- changing values
     @command(":set NAME=VALUE", "set an input or a param/state (literal, .npy, .npz:KEY)", ":set x1=3")
     def cmd_set(self, args: str) -> None:
-        from ..cli import parse_inputs
         name, sep, text = args.partition("=")
         name, text = name.strip(), text.strip()
         if not sep or not name or not text:

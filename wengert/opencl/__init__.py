@@ -7,7 +7,14 @@ kernels: programs.py, gemm.py, reduce.py, philox.py, im2col.py.
 """
 from __future__ import annotations
 
-from .devices import INSTALL_HINT, DeviceInfo, NoOpenCLError, format_listing, list_devices, parse
+from .devices import (
+    INSTALL_HINT,
+    DeviceInfo,
+    NoOpenCLError,
+    format_listing,
+    list_devices,
+    parse,
+)
 
 
 def get_backend(spec: str = "opencl"):

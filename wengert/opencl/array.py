@@ -3,7 +3,7 @@
 It is what the OpenCL backend's kernels take and return, and what `ops.bind` recognizes to
 dispatch a primitive to the device. It behaves enough like an ndarray (operators, NumPy
 ufuncs through `__array_ufunc__`, the NumPy functions the optimizers and derivative rules use
-through `__array_function__`, `p[...] = v`) that runtime/optim.py and the derivative rules run
+through `__array_function__`, `p[...] = v`) that train/optim.py and the derivative rules run
 on it unchanged, every operation becoming a primitive through `bind`.
 
 Copies back to the host happen only through `get()` (and `np.asarray`, `float()`, `int()`,

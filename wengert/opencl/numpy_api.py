@@ -1,6 +1,6 @@
 """NumPy's ufuncs and functions on `DeviceArray`s, as primitives through `bind`.
 
-This is what lets the optimizers (runtime/optim.py) and the derivative rules, written with
+This is what lets the optimizers (train/optim.py) and the derivative rules, written with
 NumPy, run on device arrays unchanged: `np.sqrt(v)`, `np.maximum(a, b, out=a)`,
 `np.where(c, a, b)`, `np.zeros_like(p)`, `np.broadcast_to(t, s)`, ... each become one or a
 few primitives on the device. A NumPy function without an entry here raises TypeError

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dsl.diagnostics import Diagnostic, DiagnosticError
+from ..diagnostics import Diagnostic, DiagnosticError
 from .server import ParameterShard, partition
 from .worker import Recipe, add_statistics, deal, gradients, merge, state_updates
 

@@ -1,5 +1,5 @@
 """The parameter server of Downpour SGD: params split into shards, each a Dask actor that owns
-its slice and applies pushed gradients with the run's optimizer (runtime/optim.py)."""
+its slice and applies pushed gradients with the run's optimizer (train/optim.py)."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime import optim
+from ..train import optim
 
 Arrays = dict[str, np.ndarray]
 

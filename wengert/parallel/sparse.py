@@ -1,4 +1,4 @@
-"""Lock-free updates of shared params with an ordinary optimizer (runtime/optim.py).
+"""Lock-free updates of shared params with an ordinary optimizer (train/optim.py).
 
 Two things make an optimizer step safe to run in several processes on the same memory:
 - it *adds* its change (`p += new - old`) instead of assigning a value computed from a read
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import optim
+from ..train import optim
 
 SPARSE_FRACTION = 0.5  # a row-sparse update when fewer than this fraction of the rows changed
 

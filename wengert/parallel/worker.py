@@ -39,7 +39,7 @@ class Recipe:
         """This process's Trainer for the run (built on first use, then cached)."""
         if self.key not in _CACHE:
             from ..program import Program
-            from ..runtime.train import Trainer
+            from ..train.loop import Trainer
             _CACHE.clear()  # one run at a time per process
             prog = Program(self.module, self.device, seed=self.seed)
             prog.detect_anomaly = self.detect_anomaly

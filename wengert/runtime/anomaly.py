@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ..dsl.diagnostics import Diagnostic, DiagnosticError
+from ..diagnostics import Diagnostic, DiagnosticError
 from .ops import Dual, primal
 from .types import DTYPE_OF_NUMPY
 

@@ -49,4 +49,4 @@ def get(name: str) -> Primitive:
     return REGISTRY[name]
 
 
-from . import elementwise, reduce, shape, linalg, neural, random  # noqa: E402,F401  (they register)
+from . import elementwise, linalg, neural, random, reduce, shape  # noqa: E402,F401  (they register)

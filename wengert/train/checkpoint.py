@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dsl.diagnostics import Diagnostic, DiagnosticError
+from ..diagnostics import Diagnostic, DiagnosticError
 
 FORMAT = 1
 

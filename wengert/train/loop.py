@@ -11,11 +11,27 @@ from typing import Any, Callable
 import attrs
 import numpy as np
 
-from ..dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
-from . import anomaly, checkpoint, data, optim
+from ..diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from ..runtime import anomaly
+from . import checkpoint, data, engines, optim
 
-EVAL_CHUNK = 4096
-SAVE_EVERY = 1.0  # seconds: short epochs are checkpointed at most this often (and always at the end)  # rows per evaluation when measuring loss and metrics on a whole data set
+EVAL_CHUNK = 4096  # rows per evaluation when measuring loss and metrics on a whole data set
+SAVE_EVERY = 1.0  # seconds: short epochs are checkpointed at most this often (and always at the end)
+
+
+def early_stopping(best: dict[str, Any], loss: float, snapshot: Callable[[], dict[str, Any]], /,
+                   patience: int, min_delta: float = 0.0) -> bool:
+    """Keras's EarlyStopping on the monitored loss: keeps the best params (`snapshot()`) and says stop
+    once `patience` epochs in a row did not improve the best loss by more than `min_delta`."""
+    if loss < best["loss"] - min_delta:
+        best.update(loss=loss, wait=0, params=snapshot())
+        return False
+    best["wait"] += 1
+    return best["wait"] >= patience
+
+
+# a train block's `early_stopping = NAME(...)` rules; the checker reads their keywords after `/`
+EARLY_STOPPING: dict[str, Callable[..., bool]] = {"early_stopping": early_stopping}
 
 
 @attrs.define
@@ -46,8 +62,7 @@ class Settings:
             if value is not None:
                 c[key] = value
         if c.get("optimizer") is None:
-            from ..dsl.statements import OPTIMIZERS
-            c["optimizer"] = ("sgd", dict(OPTIMIZERS["sgd"]))
+            c["optimizer"] = ("sgd", dict(optim.OPTIMIZERS["sgd"]))
         epochs = c.get("epochs")
         if epochs is None and c.get("steps") is None:
             epochs = 1
@@ -122,8 +137,7 @@ class Trainer:
 
     def run(self, resume_from: str | Path | None = None) -> list[dict[str, float]]:
         if self.settings.parallel is not None or self.settings.cluster is not None:  # each epoch's steps by an engine
-            from ..parallel import engine_for
-            with engine_for(self) as engine:
+            with engines.engine_for(self) as engine:
                 return self._loop(resume_from, engine.epoch)
         return self._loop(resume_from, self._epoch)
 
@@ -259,14 +273,13 @@ class Trainer:
         rule = self.settings.early_stopping
         if rule is None:
             return False
-        _, kw = rule
-        loss = row.get("valid_loss", row["loss"])
-        if loss < self.best["loss"] - kw.get("min_delta", 0.0):
-            self.best.update(loss=loss, wait=0, epoch=self.epoch - 1,
-                             params={k: v.copy() for k, v in self.prog._store.items()})
-            return False
-        self.best["wait"] += 1
-        return self.best["wait"] >= kw["patience"]
+        name, kw = rule
+        epoch = self.epoch - 1
+
+        def snapshot() -> dict[str, Any]:
+            self.best["epoch"] = epoch
+            return {k: v.copy() for k, v in self.prog._store.items()}
+        return EARLY_STOPPING[name](self.best, row.get("valid_loss", row["loss"]), snapshot, **kw)
 
     # ---------------------------------------------------------------- outputs and checkpoints
     def checkpoint_path(self) -> Path | None:

@@ -1,4 +1,8 @@
-"""Diagnostics: user mistakes reported as `file:line:col: error: message` with a caret."""
+"""Diagnostics, the ground floor every part of wengert may use: user mistakes reported as
+`file:line:col: error: message` with the source line and a caret (`Diagnostic`, collected by a
+`Reporter`, raised as a `DiagnosticError`), and where in a source they were made (`Source`,
+`Span`, source.py). It imports nothing of wengert. Each layer's own error type (ShapeError,
+DataError, FeedError, AnomalyError, ...) lives with its layer, built on `DiagnosticError`."""
 from __future__ import annotations
 
 import difflib
@@ -6,7 +10,9 @@ from typing import Iterable
 
 import attrs
 
-from .source import Span
+from .source import Source, Span, read_source
+
+__all__ = ["Diagnostic", "DiagnosticError", "Reporter", "Source", "Span", "did_you_mean", "read_source"]
 
 
 @attrs.frozen

@@ -47,7 +47,7 @@ class Span:
 
 def read_source(path: str | Path) -> Source:
     """Read a .dl file, refusing binary or non-UTF-8 content with a diagnostic."""
-    from .diagnostics import DiagnosticError, Diagnostic
+    from . import Diagnostic, DiagnosticError
 
     path = Path(path)
     shown = str(path)

@@ -22,10 +22,22 @@ from typing import Any
 
 import numpy as np
 
-from ..dsl.statements import OPTIMIZERS
-
 Arrays = dict[str, np.ndarray]
 Hyper = dict[str, Any]
+
+# The keywords of each optimizer with torch.optim's defaults (docs/optimizers.md has each rule and its
+# source); the checker validates a train block's `optimizer = ...` against this table.
+OPTIMIZERS: dict[str, dict[str, Any]] = {
+    "sgd": {"lr": 0.001, "momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0},
+    "adagrad": {"lr": 0.01, "lr_decay": 0.0, "weight_decay": 0.0, "eps": 1e-10},
+    "rmsprop": {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
+    "adadelta": {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0},
+    "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False},
+    "adamax": {"lr": 0.002, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
+    "nadam": {"lr": 0.002, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "momentum_decay": 0.004},
+    "rprop": {"lr": 0.01, "eta_minus": 0.5, "eta_plus": 1.2, "step_min": 1e-6, "step_max": 50.0},
+    "esgd": {"lr": 0.01, "eps": 1e-4, "weight_decay": 0.0, "update_every": 20},
+}
 
 
 # ----------------------------------------------------------------------------- rules
@@ -218,7 +230,7 @@ def _array(x: Any, dtype: Any = None) -> Any:
 class Optimizer:
     """One optimizer's state over a set of named parameters; `step` updates them in place.
 
-    Missing keywords take the defaults of `OPTIMIZERS` (wengert/dsl/statements.py).
+    Missing keywords take the defaults of `OPTIMIZERS`.
     """
 
     def __init__(self, name: str, hyper: dict[str, float], params: Arrays, seed: int = 0):
@@ -294,15 +306,29 @@ class Optimizer:
 
 
 # ----------------------------------------------------------------------------- schedules
-def _step_schedule(lr: float, epoch: int, every: int, factor: float = 0.1) -> float:
+# Each maps (lr, epoch) to the epoch's learning rate; the checker reads a schedule's keywords from the
+# parameters after `/` (no default: required).
+def _constant(lr: float, epoch: int, /) -> float:
+    return lr
+
+
+def _step_schedule(lr: float, epoch: int, /, every: int, factor: float = 0.1) -> float:
     return lr * factor ** (epoch // every)
 
 
+def _exponential(lr: float, epoch: int, /, decay: float) -> float:
+    return lr * decay ** epoch
+
+
+def _inverse_time(lr: float, epoch: int, /, decay: float) -> float:
+    return lr / (1 + decay * epoch)
+
+
 SCHEDULES: dict[str, Callable[..., float]] = {
-    "constant": lambda lr, epoch: lr,
+    "constant": _constant,
     "step": _step_schedule,
-    "exponential": lambda lr, epoch, decay: lr * decay ** epoch,
-    "inverse_time": lambda lr, epoch, decay: lr / (1 + decay * epoch),
+    "exponential": _exponential,
+    "inverse_time": _inverse_time,
 }
 
 

@@ -10,6 +10,10 @@ part only, wherever it is written, so that validation data never leaks into trai
 Memory-mapped columns (`npy`) are never read whole by a row transform: a slice of a
 memmap is still a memmap, and a shuffled one becomes a `RowView` that reads only the rows
 a minibatch asks for (`Dataset.rows`).
+
+The checker reads what each source and transform accepts from its signature (the
+parameters after `/`; a default makes a keyword optional, `**columns` takes column names),
+so a new source is one function added to `SOURCES`.
 """
 from __future__ import annotations
 
@@ -28,9 +32,9 @@ from typing import Any, Union
 import attrs
 import numpy as np
 
-from ..dsl.diagnostics import Diagnostic, DiagnosticError, did_you_mean
-from .ir import DataSpec, InputDecl
-from .types import NUMPY_DTYPE, DimEnv, format_type
+from ..diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from ..runtime.ir import DataSpec, InputDecl
+from ..runtime.types import NUMPY_DTYPE, DimEnv, format_type
 
 
 class DataError(DiagnosticError):
@@ -137,7 +141,7 @@ def _transform_column(spec: DataSpec, parts: list[Dataset], name: str, args: dic
     if column not in known:
         raise DataError.at(spec, f"`{name}`: the data has no column `{column}`" + did_you_mean(str(column), known)
                            + f"; columns: {', '.join(known)}")
-    values = VALUE_TRANSFORMS[name](spec, column, [p.columns[column] for p in parts], **args)
+    values = VALUE_TRANSFORMS[name](spec, [p.columns[column] for p in parts], column, **args)
     return [attrs.evolve(p, columns={**p.columns, column: v}) for p, v in zip(parts, values)]
 
 
@@ -365,7 +369,7 @@ def _noise_level(spec: DataSpec, noise: Any) -> float:
     return float(noise)
 
 
-def _moons(spec: DataSpec, /, examples: int, noise: float, seed: int) -> dict[str, Column]:
+def _moons(spec: DataSpec, /, examples: int, noise: float = 0.1, seed: int = 0) -> dict[str, Column]:
     """Two interleaving half circles, as sklearn.datasets.make_moons."""
     rng, noise = _rng(spec, seed), _noise_level(spec, noise)
     outer = np.linspace(0, np.pi, examples // 2)
@@ -381,8 +385,8 @@ def _moons(spec: DataSpec, /, examples: int, noise: float, seed: int) -> dict[st
 CLASS_SEPARATION = 3.5  # mean distance between two class means, in noise standard deviations
 
 
-def _random_classification(spec: DataSpec, /, examples: int, features: int, classes: int,
-                           seed: int) -> dict[str, Column]:
+def _random_classification(spec: DataSpec, /, examples: int, features: int, classes: int = 2,
+                           seed: int = 0) -> dict[str, Column]:
     """Gaussian blobs of unit variance around a random mean per class (labels balanced, shuffled).
 
     The means are drawn N(0, 1) per feature, then scaled so that two class means lie
@@ -400,8 +404,8 @@ def _separated(means: np.ndarray) -> np.ndarray:
     return means * (CLASS_SEPARATION / np.mean(pairs)) if pairs else means
 
 
-def _random_regression(spec: DataSpec, /, examples: int, features: int, noise: float,
-                       seed: int) -> dict[str, Column]:
+def _random_regression(spec: DataSpec, /, examples: int, features: int, noise: float = 0.1,
+                       seed: int = 0) -> dict[str, Column]:
     """x ~ N(0, 1), y = x @ w + noise * N(0, 1) with true weights w ~ N(0, 1)."""
     rng, noise = _rng(spec, seed), _noise_level(spec, noise)
     x = rng.normal(size=(examples, features))
@@ -500,11 +504,11 @@ SOURCES: dict[str, Callable[..., dict[str, Column]]] = {
 
 
 # ----------------------------------------------------------------------------- row transforms
-def _shuffle(spec: DataSpec, parts: list[Dataset], seed: int) -> list[Dataset]:
+def _shuffle(spec: DataSpec, parts: list[Dataset], /, seed: int = 0) -> list[Dataset]:
     return [p.select(_rng(spec, seed, "shuffle").permutation(len(p))) for p in parts]
 
 
-def _split(spec: DataSpec, parts: list[Dataset], fraction: float) -> list[Dataset]:
+def _split(spec: DataSpec, parts: list[Dataset], /, fraction: float) -> list[Dataset]:
     """The first round(fraction * n) rows of the last part, and the rest."""
     last = parts[-1]
     k = round(fraction * len(last))
@@ -514,7 +518,7 @@ def _split(spec: DataSpec, parts: list[Dataset], fraction: float) -> list[Datase
     return parts[:-1] + [last.select(slice(0, k)), last.select(slice(k, None))]
 
 
-def _take(spec: DataSpec, parts: list[Dataset], n: int) -> list[Dataset]:
+def _take(spec: DataSpec, parts: list[Dataset], /, n: int) -> list[Dataset]:
     """The first n rows of every part (all of them when a part has fewer)."""
     return [p.select(slice(0, n)) for p in parts]
 
@@ -528,7 +532,7 @@ def _float_dtype(values: Column) -> np.dtype:
     return values.dtype if values.dtype.kind == "f" else np.dtype(np.float64)
 
 
-def _standardize(spec: DataSpec, column: str, parts: list[Column]) -> list[Column]:
+def _standardize(spec: DataSpec, parts: list[Column], /, column: str) -> list[Column]:
     """Zero mean, unit std per feature, with the statistics of the training part."""
     train = np.asarray(parts[0], dtype=np.float64)
     mean = train.mean(axis=0)
@@ -537,13 +541,13 @@ def _standardize(spec: DataSpec, column: str, parts: list[Column]) -> list[Colum
     return [((np.asarray(p, dtype=np.float64) - mean) / std).astype(_float_dtype(p)) for p in parts]
 
 
-def _scale(spec: DataSpec, column: str, parts: list[Column], factor: float) -> list[Column]:
+def _scale(spec: DataSpec, parts: list[Column], /, column: str, factor: float) -> list[Column]:
     if not (isinstance(factor, (int, float)) and not isinstance(factor, bool)):
         raise DataError.at(spec, f"`scale({column}, ...)`: the factor must be a number, got {factor!r}")
     return [np.asarray(p) * factor for p in parts]
 
 
-def _onehot(spec: DataSpec, column: str, parts: list[Column], classes: int) -> list[Column]:
+def _onehot(spec: DataSpec, parts: list[Column], /, column: str, classes: int) -> list[Column]:
     return [_onehot_part(spec, column, np.asarray(p), classes) for p in parts]
 
 
@@ -563,7 +567,7 @@ def _number(value: Any) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def _cast(spec: DataSpec, column: str, parts: list[Column], dtype: str) -> list[Column]:
+def _cast(spec: DataSpec, parts: list[Column], /, column: str, dtype: str) -> list[Column]:
     if dtype not in NUMPY_DTYPE:
         raise DataError.at(spec, f"`cast({column}, ...)`: unknown dtype {dtype!r}; known: {', '.join(NUMPY_DTYPE)}")
     target = np.dtype(NUMPY_DTYPE[dtype])
