@@ -120,9 +120,17 @@ _anomaly_option = click.option("--detect-anomaly", "detect_anomaly", is_flag=Tru
 _device_option = click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
                               help="cpu, opencl (the first GPU, else the first device) or opencl:P:D "
                                    "(see `wengert devices`).")
-_compile_option = click.option("--compile/--no-compile", "compile_steps", default=True,
-                               help="Replay repeating training steps as compiled plans (default on); "
-                                    "--no-compile interprets every step (same results, slower).")
+
+
+def _compile_options(fn):
+    """--compile LEVEL (native, numpy, off) and --no-compile (off), as `compile_steps`."""
+    fn = click.option("--no-compile", "compile_steps", flag_value="off",
+                      help="Interpret every step (the same as --compile off).")(fn)
+    return click.option("--compile", "compile_steps", type=click.Choice(["native", "numpy", "off"]),
+                        default="native", show_default=True,
+                        help="How repeating training steps run: native code (numba; the NumPy replay "
+                             "when numba is missing), the NumPy replay (bit-identical to the "
+                             "interpreter) or off (interpreted).")(fn)
 
 
 @main.command()
@@ -303,11 +311,11 @@ def report_command(file: str, of: str, inputs: tuple[str, ...], out: str, expand
 @click.option("--cluster", default=None, metavar="ADDR",
               help="The Dask scheduler for downpour, such as tcp://host:8786 (default: a local cluster).")
 @_anomaly_option
-@_compile_option
+@_compile_options
 @_guard
 def train(file: str, name: str | None, epochs: int | None, batch: str | None, device: str, seed: int | None,
           out_dir: str | None, resume: bool, plot: bool, parallel: str | None = None, cluster: str | None = None,
-          detect_anomaly: bool = False, compile_steps: bool = True) -> None:
+          detect_anomaly: bool = False, compile_steps: str = "native") -> None:
     """Train FILE's train block, with a progress bar and one summary line per epoch."""
     from pathlib import Path
 
@@ -359,10 +367,10 @@ def _batch(value: str | None):
 @click.option("--train", "names", default=None, help="Train blocks to compare, comma separated (default: every named one).")
 @click.option("--epochs", type=click.IntRange(1), default=None)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None)
-@_compile_option
+@_compile_options
 @_guard
 def compare(file: str, names: str | None, epochs: int | None, out_dir: str | None,
-            compile_steps: bool = True) -> None:
+            compile_steps: str = "native") -> None:
     """Train several train blocks of FILE from the same start and plot their losses together
     (the book's figure 8-14 comparison of SGD variants)."""
     from pathlib import Path

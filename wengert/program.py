@@ -51,9 +51,10 @@ class Program:
         # When True, every evaluation and reverse pass stops at the first NaN/Inf with an
         # AnomalyError at its source line (runtime/anomaly.py; the CLI's --detect-anomaly).
         self.detect_anomaly: bool = False
-        # When True, value_and_grad compiles a step whose Wengert list repeats into a plan and
-        # replays it (wengert/compiler/; the CLI's --no-compile turns it off).
-        self.compile: bool = True
+        # How value_and_grad runs a step whose Wengert list repeats: "native" (numba code, the
+        # default), "numpy" (the NumPy replay) or "off" (interpreted); True and False mean
+        # native and off (wengert/compiler/; the CLI's --compile LEVEL, --no-compile).
+        self.compile: bool | str = True
         self._plans = None  # compiler.plan.PlanCache, made on first use
         self._inputs_needed: dict[tuple, list[str]] = {}  # by requested var ids (the IR does not change)
         for name, (var, _) in module.updates.items():  # update expressions can be evaluated like values
@@ -111,11 +112,14 @@ class Program:
         """One evaluation of `of` (and the values `also`), then reverse mode: (values, grads).
         With `compile` (default: `self.compile`), a repeating step runs as a compiled plan.
         With `resident` on a device, values and grads stay in device buffers (the Trainer's step)."""
-        if (self.compile if compile is None else compile) and not self.detect_anomaly and self.device == "cpu":
-            if self._plans is None:
-                from .compiler.plan import PlanCache
-                self._plans = PlanCache(self)
-            return self._plans.value_and_grad(of, list(wrt), inputs, list(also), training, resident=resident)
+        if not self.detect_anomaly and self.device == "cpu":
+            from .compiler.plan import PlanCache, compile_level
+            level = compile_level(self.compile if compile is None else compile)
+            if level != "off":
+                if self._plans is None:
+                    self._plans = PlanCache(self)
+                return self._plans.value_and_grad(of, list(wrt), inputs, list(also), training, resident=resident,
+                                                  level=level)
         names = [of] + [n for n in also if n != of]
         evaluation, outs = self._evaluate(names, inputs, record=True, active=wrt, training=training)
         values = {n: primal(v) for n, v in zip(names, outs)}

@@ -117,6 +117,8 @@ class Plan:
     replays: int = 0
     grad_types: list[tuple[np.dtype, tuple[int, ...]]] = attrs.Factory(list)  # dtype, shape of each wrt root
     buffers: list[tuple[str, tuple[int, ...], np.dtype]] = attrs.Factory(list)  # not allocated yet
+    level: str = "numpy"  # the renderer that wrote it: "numpy" or "native"
+    fallback: str | None = None  # why a native plan became a NumPy one
 
     def run(self, ctx: Context | None, *roots: Any) -> tuple[tuple, tuple]:
         """One replay. Buffers are allocated by the first, after compiling has freed its values."""
@@ -160,7 +162,7 @@ def generate(graph: Graph, order: list[int], rep: dict[int, int], value_nodes: l
         else:
             name[n] = f"v{n}"
             args = [name[a] for a in node.args]
-            lines.extend(_emit(node, n, args, pos, ns, nodes, store, last_use, outputs, buffers))
+            lines.extend(emit_host(node, n, args, pos, ns, nodes, store, last_use, outputs, buffers))
             random |= node.effect
         for want in guards_at.get(n, ()):
             if nodes[n].op == "const":
@@ -201,7 +203,7 @@ class Storage:
             self.sharers.setdefault(b, []).append(n)
 
 
-def _emit(node: Node, n: int, args: list[str], pos: int, ns: dict[str, Any], nodes: list[Node],
+def emit_host(node: Node, n: int, args: list[str], pos: int, ns: dict[str, Any], nodes: list[Node],
           store: Storage, last_use: dict[int, int], outputs: set[int],
           buffers: list[tuple[str, tuple[int, ...], np.dtype]]) -> list[str]:
     """The statements computing one node into `v{n}`; records which storage it may share."""

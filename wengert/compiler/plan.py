@@ -30,6 +30,7 @@ are bit-identical to the interpreted path (tests/test_plan.py).
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -43,12 +44,35 @@ from .numpy_codegen import Plan, generate
 from .optimise import optimise
 
 MAX_PLANS = 4  # plans per key (one per set of guard outcomes seen twice)
+# `Program.compile`: native code (numba), the NumPy replay (bit-identical to the interpreter), or off
+LEVELS = ("native", "numpy", "off")
 
 
-def compile_step(evaluation: Evaluation, names: list[str], output_name: str, wrt: list[str]
-                 ) -> tuple[Plan, list[Any], dict[str, Any]]:
+def compile_level(value: Any) -> str:
+    """A compile setting as a level: True is the default (native), False is off; "native" becomes
+    "numpy" when numba is not installed (the fallback level)."""
+    level = {True: "native", False: "off", None: "native"}.get(value, value) if not isinstance(value, str) else value
+    if level not in LEVELS:
+        raise ValueError(f"unknown compile level {value!r}; known: {', '.join(LEVELS)}")
+    if level == "native" and not native_available():
+        return "numpy"
+    return level
+
+
+def native_available() -> bool:
+    try:
+        import numba  # noqa: F401
+        import scipy  # noqa: F401  (numba's matrix products call BLAS through SciPy)
+    except ImportError:
+        return False
+    return True
+
+
+def compile_step(evaluation: Evaluation, names: list[str], output_name: str, wrt: list[str],
+                 level: str = "numpy") -> tuple[Plan, list[Any], dict[str, Any]]:
     """Compile an evaluation recorded with `wrt` active. Also returns this step's values (of
-    `names`) and the adjoints of `wrt` (None where none), computed by the traced reverse pass."""
+    `names`) and the adjoints of `wrt` (None where none), computed by the traced reverse pass.
+    At the native level, a step numba cannot compile becomes a NumPy plan (`plan.fallback` says why)."""
     trace = evaluation.trace
     output = trace.outputs[output_name]
     root_entry = {(e.op, e.name): e.index for e in trace.entries if e.op in ROOTS}
@@ -69,7 +93,19 @@ def compile_step(evaluation: Evaluation, names: list[str], output_name: str, wrt
         opaque |= tainted
     else:
         raise NotCompilable("rules of unknown provenance")
-    plan = generate(graph, order, rep, value_nodes, grad_nodes, guards)
+    plan = None
+    if level == "native":
+        from . import native_codegen
+        try:
+            plan = native_codegen.generate(graph, order, rep, value_nodes, grad_nodes, guards)
+        except Exception as e:  # noqa: BLE001 - NotCompilable, or code numba refuses: the NumPy replay
+            if os.environ.get("WENGERT_NATIVE_STRICT"):  # tests and debugging: no silent fallback
+                raise
+            fallback = " ".join(f"{type(e).__name__}: {e}".split())[:2000]
+    if plan is None:
+        plan = generate(graph, order, rep, value_nodes, grad_nodes, guards)
+        if level == "native":
+            plan.fallback = fallback
     values = [ops.primal(trace.entries[trace.outputs[n]].value) for n in names]
     grads = {n: (adj_value.get(i) if i is not None else None) for n, i in zip(wrt, wrt_entries)}
     return plan, values, grads
@@ -106,13 +142,13 @@ class PlanCache:
         return fed
 
     def value_and_grad(self, of: str, wrt: list[str], inputs: dict[str, Any], also: list[str], training: bool,
-                       resident: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+                       resident: bool = False, level: str = "numpy") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Program.value_and_grad, replayed when a plan fits. With `resident`, the gradients may
         be the plan's own buffers: valid until the next call (the Trainer's step reads them once)."""
         prog = self.prog
         names = [of] + [n for n in also if n != of]
         fed = self._fed(inputs)
-        key = None if fed is None else (tuple(names), tuple(wrt), training,
+        key = None if fed is None else (level, tuple(names), tuple(wrt), training,
                                         tuple((n, v.shape, v.dtype.char) for n, v in fed.items()))
         plans = self.plans.get(key, ())
         for k, plan in enumerate(plans):
@@ -130,13 +166,14 @@ class PlanCache:
             shape = _structure(evaluation)
             if shape in self.seen.setdefault(key, set()):
                 try:
-                    plan, _, adjoints = compile_step(evaluation, names, of, wrt)
+                    plan, _, adjoints = compile_step(evaluation, names, of, wrt, level)
                 except Exception:  # noqa: BLE001 - NotCompilable, or a rule that cannot be traced: interpret
                     self.refused.add(key)
                 else:
                     plan.grad_types = [(like.dtype, like.shape) for like in (prog._root_value(n, fed) for n in wrt)]
                     self.plans.setdefault(key, []).insert(0, plan)
                     self.stats["compiled"] += 1
+                    self.stats[plan.level] = self.stats.get(plan.level, 0) + 1
                     return values, self._grads(wrt, [adjoints[n] for n in wrt], fed)
             else:
                 self.seen[key].add(shape)
