@@ -15,6 +15,7 @@ from .runtime.ir import Module, Var
 from .runtime.ops import Dual, primal
 from .runtime.trace import Trace
 from .runtime.types import FLOATS, INTS, NUMPY_DTYPE, Sym, format_type
+from .train import params as params_file
 
 DEVICES = ("cpu", "opencl", "opencl:P:D")
 
@@ -23,8 +24,12 @@ class FeedError(DiagnosticError):
     """A value fed to an input does not fit its declaration."""
 
 
-def load(path: str | Path, device: str = "cpu") -> "Program":
-    return Program(check_file(path), device)
+def load(path: str | Path, device: str = "cpu", params: str | Path | None = None) -> "Program":
+    """Check and load a .dl file; `params`: a params.npz (from `wengert train`) to start from."""
+    prog = Program(check_file(path), device)
+    if params is not None:
+        prog.load_params(params)
+    return prog
 
 
 def compile(source: str, device: str = "cpu", path: str = "<string>") -> "Program":  # noqa: A001
@@ -80,6 +85,19 @@ class Program:
                 raise FeedError([Diagnostic(decl.span, f"`{name}` is {format_type(decl.type.dtype, want.shape)}, "
                                                        f"but the value given has shape {list(arr.shape)}")])
             self._store[name] = self._resident(np.array(arr, dtype=want.dtype))
+
+    def load_params(self, path: str | Path) -> list[str]:
+        """Set every param and state from a params file (`wengert train`'s params.npz, or
+        save_params'); refused, naming what differs, unless it fits this program exactly.
+        Returns the names loaded."""
+        arrays = params_file.load(path, self._store)
+        for name, value in arrays.items():
+            self._assign(name, value)
+        return list(arrays)
+
+    def save_params(self, path: str | Path) -> None:
+        """Write the params and state as a params file (atomically; load_params reads it)."""
+        params_file.save(path, self.params)
 
     # ---------------------------------------------------------------- running
     def run(self, name: str | list[str], **inputs: Any) -> Any:

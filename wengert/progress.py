@@ -89,3 +89,28 @@ class ConsoleReport:
             shown = ["loss"] + [k for k in shown if k.startswith("valid_")]
         final = [f"{k} {last[k]:.4f}" for k in shown]
         self.console.print("final: " + "  ".join(final), soft_wrap=True)
+
+
+class RowsBar:
+    """A bar of rows done (`wengert predict`), drawn on stderr only when it is a terminal."""
+
+    def __init__(self, what: str, console: Console | None = None):
+        self.console = console or Console(stderr=True, highlight=False)
+        self.what = what
+        self.progress: Progress | None = None
+        self.task = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.console.is_terminal:
+            return
+        if self.progress is None:
+            self.progress = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                     console=self.console, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(self.what, total=total)
+        self.progress.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from ..runtime import anomaly
-from . import checkpoint, data, engines, optim
+from . import checkpoint, data, engines, optim, params
 
 EVAL_CHUNK = 4096  # rows per evaluation when measuring loss and metrics on a whole data set
 SAVE_EVERY = 1.0  # seconds: short epochs are checkpointed at most this often (and always at the end)
@@ -319,7 +319,7 @@ class Trainer:
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             write_history(self.out_dir / "history.csv", meta["history"])
-            checkpoint.save(self.out_dir / "params.npz", store, {"kind": "params"})
+            params.save(self.out_dir / "params.npz", store, self._fingerprint(store))
         self._last_save = time.perf_counter()
 
     def _restore(self, path: str | Path) -> None:
