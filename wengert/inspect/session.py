@@ -29,7 +29,7 @@ from prompt_toolkit.completion import Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
 from ..diagnostics import Diagnostic, DiagnosticError, Source, Span, did_you_mean
-from ..feeds import parse_inputs
+from ..feeds import parse_value
 from ..runtime.ops import primal
 from ..runtime.trace import _short
 
@@ -274,8 +274,8 @@ class Session:
         name, text = name.strip(), text.strip()
         if not sep or not name or not text:
             raise CommandError("usage: :set NAME=VALUE (a literal such as [[1,1,1]], file.npy or file.npz:KEY)")
-        placeholder = name if name.isidentifier() else "value"
-        value = parse_inputs((f"{placeholder}={text}",))[placeholder]
+        what = self.module.params[name].kind if name in self.module.params else "input"
+        value = parse_value(name, text, what)
         if name in self.module.inputs:
             self._set_input(name, value)
             self.emit(_labelled(f"{name} = ", _format(self.inputs[name])))

@@ -58,6 +58,11 @@ class Settings:
     @classmethod
     def of(cls, spec, overrides: dict[str, Any]) -> "Settings":
         c = dict(spec.config)
+        known = [f.name for f in attrs.fields(cls) if f.name != "minimize"]
+        for key in overrides:
+            if key not in known:
+                raise DiagnosticError([Diagnostic(spec.span, f"unknown training setting `{key}`"
+                                                  + did_you_mean(key, known) + f"; settings: {', '.join(known)}")])
         for key, value in overrides.items():
             if value is not None:
                 c[key] = value
@@ -81,7 +86,7 @@ class Trainer:
         module = prog.module
         if name not in module.trains:
             known = [n for n in module.trains if n is not None]
-            what = f"train block `{name}`" if name else "an unnamed train block"
+            what = f"train block `{name}`" if name else "unnamed train block"
             hint = did_you_mean(name, known) if name else ""
             raise DiagnosticError([Diagnostic.plain(module.path, f"the program has no {what}{hint}"
                                                     + (f"; it has: {', '.join(known)}" if known else ""))])
