@@ -281,6 +281,30 @@ def predict(file: str, params_path: str, of: str, inputs: tuple[str, ...], data_
     click.echo(f"wrote {out} ({rows} rows)")
 
 
+@main.command(name="export")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--params", "params_path", required=True, type=click.Path(dir_okay=False), metavar="P.npz",
+              help="The trained params (a params.npz written by `wengert train`).")
+@click.option("--of", "of", required=True, help="The named values the model computes, comma separated.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="The model: OUT.onnx.")
+@_guard
+def export_command(file: str, params_path: str, of: str, out: str) -> None:
+    """Write the inference graph of --of NAME (training off: no dropout, BatchNorm's running
+    statistics) as an ONNX model, the params as initializers, symbolic dims as named dims."""
+    from .export import OPSET, to_onnx
+    if not out.lower().endswith(".onnx"):
+        raise usage_error(f"-o {out}: an ONNX model is written to a file ending in .onnx")
+    prog = _program(file, params=params_path)
+    names = of.split(",")
+    to_onnx(prog, names, out)
+
+    def typ(names_vars) -> str:
+        return ", ".join(f"{n}: {prog.module.type_of(v)}" for n, v in names_vars)
+    inputs = typ((n, prog.module.inputs[n].var) for n in prog._needed_inputs([prog._var(n) for n in names]))
+    click.echo(f"wrote {out} (ONNX opset {OPSET}; inputs {inputs or 'none'}; outputs "
+               f"{typ((n, prog._var(n)) for n in names)})")
+
+
 # ---------------------------------------------------------------- pictures
 @main.command(name="graph")
 @click.argument("file", type=click.Path(dir_okay=False))
