@@ -202,6 +202,10 @@ def trace(file: str, of: str, inputs: tuple[str, ...], values: bool, adjoints: b
         if not (a or "0").isdigit() or (b and not b.isdigit()):
             raise usage_error(f"--range {span}: expected A..B with entry numbers, such as 10..20")
         start, stop = int(a or 0), int(b) if b else None
+        if stop is not None and stop <= start:
+            raise usage_error(f"--range {span}: B must be larger than A (A..B shows entries A to B - 1)")
+        if start >= len(t.entries):
+            raise usage_error(f"--range {span}: the list has {len(t.entries)} entries, v0 to v{len(t.entries) - 1}")
     click.echo(t.format(values=values, adjoints=adjoints, tangents=tangents, start=start, stop=stop))
 
 
@@ -407,6 +411,8 @@ def train(file: str, name: str | None, epochs: int | None, batch: str | None, de
     click.echo(f"wrote {out / 'history.csv'} and {out / 'params.npz'}")
     if plot:
         from .plot import plot_run
+        if not history:
+            click.echo("no epochs ran, so there are no learning curves to plot", err=True)
         for written in plot_run(trainer, history, out):
             click.echo(f"wrote {written}")
 
@@ -477,10 +483,15 @@ def compare(file: str, names: str | None, epochs: int | None, out_dir: str | Non
     for block, history in histories.items():
         last = history[-1] if history else {}
         metric = next((k for k in last if k.startswith("valid_") and k != "valid_loss"), None)
-        table.add_row(block, f"{last.get('loss', float('nan')):.4f}", f"{last.get('valid_loss', float('nan')):.4f}",
+        table.add_row(block, _figure(last, "loss"), _figure(last, "valid_loss"),
                       f"{metric} {last[metric]:.4f}" if metric else "-")
     console.print(table)
     click.echo(f"wrote {plot_comparison(curves, out / 'comparison.png')}")
+
+
+def _figure(row: dict[str, float], key: str) -> str:
+    """A figure of an epoch's row, or "-" when the run has none (no validation set, no epoch)."""
+    return f"{row[key]:.4f}" if key in row else "-"
 
 
 @main.command(name="eval")

@@ -184,10 +184,12 @@ class Trainer:
                 self._save_outputs(self._snapshot)
             self.report("anomaly", epoch=self.epoch, where=self._at)
             raise e.with_note(f"training stopped at {self._at}", file=self.prog.module.path) from None
+        restored = None
         if self.best["params"] is not None:
             self.prog._store.update({k: v.copy() for k, v in self.best["params"].items()})
+            restored = self.best["epoch"]
         self._save_outputs()
-        self.report("end", history=self.history)
+        self.report("end", history=self.history, restored=restored)
         return self.history
 
     def _epoch(self, train: data.Dataset, lr: float, epochs: int, per_epoch: int) -> dict[str, float]:
