@@ -111,3 +111,14 @@ def test_inspect_set_calls_a_param_a_param(tmp_path):
     assert "param `w`: cannot read `zeros`" in r.output
     assert "state `count` is i64, but the value given has non-integer" in r.output
     assert "input `x`: cannot read `zeros`" in r.output
+
+
+def test_a_param_given_as_an_input_points_to_params(tmp_path):
+    program = tmp_path / "t.dl"
+    program.write_text(SOURCE)
+    np.savez(tmp_path / "p.npz", w=np.array([3.0, 4.0]))
+    r = CliRunner().invoke(main, ["run", str(program), "--eval", "f", "-i", "x=[[1, 2]]",
+                                  "-i", f"w={tmp_path / 'p.npz'}:w"])
+    assert r.exit_code == 2, r.output
+    assert "`w` is a param, not an input: set it with set_params or load_params (the CLI's --params P.npz)" \
+        in r.output

@@ -20,7 +20,7 @@ def parse_inputs(items: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
-        if not sep or not name.isidentifier():
+        if not sep or not all(part.isidentifier() for part in name.split(".")):
             raise usage_error(f"`-i {item}`: expected NAME=VALUE, NAME=file.npy or NAME=file.npz:KEY")
         out[name] = parse_value(name, text)
     return out

@@ -23,6 +23,7 @@ import numpy as np
 
 from .diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from .runtime.types import format_type
+from .train import data as data_module
 
 
 class PredictError(DiagnosticError):
@@ -52,7 +53,7 @@ def _read_npz(path: Path, key: str | None) -> np.ndarray:
 def _read_csv(path: Path, key: str | None) -> np.ndarray:
     with open(path, newline="", encoding="utf-8-sig") as f:
         rows = [(n, row) for n, row in enumerate(csv.reader(f), 1) if any(cell.strip() for cell in row)]
-    if rows and not all(map(_is_number, rows[0][1])):
+    if rows and not all(map(data_module.is_number, rows[0][1])):
         rows = rows[1:]  # a header row: a cell that is not a number
     if not rows:
         raise ValueError("no data rows")
@@ -67,14 +68,6 @@ def _read_csv(path: Path, key: str | None) -> np.ndarray:
             except ValueError:
                 raise ValueError(f"row {line}, column {c + 1}: `{cell}` is not a number") from None
     return values
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 READERS: dict[str, Callable[[Path, str | None], np.ndarray]] = {".npy": _read_npy, ".npz": _read_npz,
@@ -149,7 +142,6 @@ def _shaped(prog, name: str, file: str, rows: np.ndarray) -> np.ndarray:
 
 def data_feeds(prog, which: str, needed: list[str]) -> dict[str, Feed]:
     """The columns of a data set of the program (`data (train, test) = ...`) named like inputs."""
-    from .train import data as data_module
     spec = next((s for s in prog.module.data.values() if which in s.names), None)
     if spec is None:
         known = sorted({n for s in prog.module.data.values() for n in s.names})

@@ -378,6 +378,10 @@ class Program:
         outputs = [self._var(n) for n in names]
         unknown = [k for k in inputs if k not in self.module.inputs]
         if unknown:
+            decl = self.module.params.get(unknown[0])
+            if decl is not None:
+                raise FeedError([Diagnostic(decl.span, f"`{decl.name}` is a {decl.kind}, not an input: set it with "
+                                                       "set_params or load_params (the CLI's --params P.npz)")])
             raise self._unknown(unknown[0], self.module.inputs, "input")
         needed = self._needed_inputs(outputs)
         fed = {n: self._root_value(n, inputs) for n in needed}
