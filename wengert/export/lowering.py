@@ -41,8 +41,9 @@ def _onnx():
 class Lowering:
     """One export: the nodes, initializers and names made so far."""
 
-    def __init__(self, prog):
+    def __init__(self, prog, wanted: str):
         self.onnx = _onnx()
+        self.wanted = wanted  # the values exported, for messages
         self.prog = prog
         self.module = prog.module
         self.nodes: list[Any] = []
@@ -146,15 +147,12 @@ class Lowering:
         rule = RULES.get(e.prim)
         if rule is None:
             reason = why_not(e.prim)
-            raise self.error(f"`{e.prim}` has no ONNX form{f' ({reason})' if reason else ''}, so {self._wanted} "
+            raise self.error(f"`{e.prim}` has no ONNX form{f' ({reason})' if reason else ''}, so {self.wanted} "
                              "cannot be exported")
-        out = rule(self, e, *[self.name(v) for v in e.inputs], **self.params(e))
+        out = rule(self, e, *[self.name(v) for v in e.inputs], **e.params)
         self.eqn = e
         self.env[e.outputs[0].id] = out
         self.static.pop(e.outputs[0].id, None)
-
-    def params(self, e: Eqn) -> dict[str, Any]:
-        return dict(e.params)
 
     def _fold(self, e: Eqn) -> bool:
         """Compute an equation while exporting when all it reads is known then."""
@@ -179,8 +177,6 @@ class Lowering:
         else:
             self.static.pop(target.id, None)
             self.env[target.id] = self.env[source.id]
-
-    _wanted = "the values"
 
 
 def _symbolic(value: Any, dims) -> bool:
@@ -210,8 +206,7 @@ def export(prog, names: list[str], opset: int = OPSET) -> Any:
     """The ONNX model (a ModelProto) computing `names` from the inputs they read, with the
     program's current params and state as initializers, checked by onnx.checker."""
     onnx = _onnx()
-    low = Lowering(prog)
-    low._wanted = ", ".join(f"`{n}`" for n in names)
+    low = Lowering(prog, ", ".join(f"`{n}`" for n in names))
     module = prog.module
     outputs = [prog._var(n) for n in names]
     needed = prog._needed_inputs(outputs)
