@@ -154,3 +154,11 @@ def test_a_params_file_that_does_not_fit_is_exit_2_on_every_command(trained, tmp
     assert r.exit_code == 2, r.output
     assert f"{tmp_path / 'other.npz'}: error: the params do not fit the program" in r.output
     assert "Traceback" not in r.output
+
+
+def test_set_params_with_a_files_meta_points_to_load_params(trained):
+    program, run = trained
+    prog = wengert.load(program)
+    with pytest.raises(wengert.DiagnosticError) as info:
+        prog.set_params(dict(np.load(run / "params.npz")))
+    assert "read the file with load_params(path)" in info.value.diagnostics[0].message

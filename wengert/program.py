@@ -72,6 +72,10 @@ class Program:
 
     def set_params(self, values: dict[str, Any]) -> None:
         for name, value in values.items():
+            if name == "meta" and name not in self._store:  # dict(np.load(params.npz)) has the file's meta
+                raise DiagnosticError([Diagnostic.plain(self.module.path, "`meta` is the description a params "
+                                                        "file carries, not a param: read the file with "
+                                                        "load_params(path)")])
             if name not in self._store:
                 raise self._unknown(name, self._store, "param or state")
             want = self._store[name]
