@@ -180,7 +180,7 @@ def test_cli_resume(tmp_path):
     assert CliRunner().invoke(main, ["train", str(program), "--epochs", "1", "--out", str(out)]).exit_code == 0
     result = CliRunner().invoke(main, ["train", str(program), "--epochs", "2", "--out", str(out), "--resume"])
     assert result.exit_code == 0, result.output
-    assert "resuming at epoch 2/2" in result.output
+    assert "resuming after epoch 1, at epoch 2/2" in result.output
 
 
 def test_cli_unknown_train_block_is_a_clean_error(tmp_path):

@@ -73,9 +73,10 @@ def format_module(module) -> str:
 
 
 # ---------------------------------------------------------------- running programs
-def _program(file: str, device: str = "cpu"):
+def _program(file: str, device: str = "cpu", params: str | None = None):
+    """FILE checked and loaded (on `device`), with the params of `--params P.npz` when given."""
     from .program import load
-    return _announce(load(file, device))
+    return _announce(load(file, device, params=params))
 
 
 def _announce(prog):
@@ -115,6 +116,9 @@ def _show(values: dict[str, Any], as_json: bool) -> None:
 
 _inputs_option = click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE",
                               help="An input: a literal ([[1,2]], 3.5), file.npy, or file.npz:KEY.")
+_params_option = click.option("--params", "params_path", default=None, type=click.Path(dir_okay=False),
+                              metavar="P.npz", help="Start from these params and state (a params.npz "
+                                                    "written by `wengert train`).")
 _anomaly_option = click.option("--detect-anomaly", "detect_anomaly", is_flag=True,
                                help="Stop at the first NaN or Inf (forward or backward) and report its line.")
 _device_option = click.option("--device", default="cpu", show_default=True, metavar="DEVICE",
@@ -140,13 +144,14 @@ def _compile_options(fn):
 @click.option("--json", "as_json", is_flag=True, help="Print the values as JSON.")
 @click.option("--update", "update", is_flag=True, help="Then apply the program's `update` statements once "
                                                       "and print the new values.")
+@_params_option
 @_anomaly_option
 @_device_option
 @_guard
-def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: bool,
+def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: bool, params_path: str | None = None,
         detect_anomaly: bool = False, device: str = "cpu") -> None:
     """Evaluate named values of FILE."""
-    prog = _program(file, device)
+    prog = _program(file, device, params_path)
     prog.detect_anomaly = detect_anomaly
     fed = parse_inputs(inputs)
     values = prog.run(names.split(","), **fed)
@@ -162,13 +167,14 @@ def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: b
 @click.option("--mode", type=click.Choice(["reverse", "forward"]), default="reverse")
 @_inputs_option
 @click.option("--json", "as_json", is_flag=True)
+@_params_option
 @_anomaly_option
 @_device_option
 @_guard
 def grad(file: str, of: str, wrt: str | None, mode: str, inputs: tuple[str, ...], as_json: bool,
-         detect_anomaly: bool = False, device: str = "cpu") -> None:
+         params_path: str | None = None, detect_anomaly: bool = False, device: str = "cpu") -> None:
     """The gradient of a scalar named value."""
-    prog = _program(file, device)
+    prog = _program(file, device, params_path)
     prog.detect_anomaly = detect_anomaly
     grads = prog.grad(of, wrt=wrt.split(",") if wrt else None, mode=mode, **parse_inputs(inputs))
     _show({f"d{of}/d{k}": v for k, v in grads.items()} if not as_json else grads, as_json)
@@ -183,12 +189,13 @@ def grad(file: str, of: str, wrt: str | None, mode: str, inputs: tuple[str, ...]
 @click.option("--tangents", is_flag=True, help="Add the tangent column (forward mode along --wrt).")
 @click.option("--wrt", default=None, help="With --tangents: the input or param to seed (tangent 1).")
 @click.option("--range", "span", default=None, help="Only entries A..B of the list.")
+@_params_option
 @_guard
 def trace(file: str, of: str, inputs: tuple[str, ...], values: bool, adjoints: bool, tangents: bool,
-          wrt: str | None, span: str | None) -> None:
+          wrt: str | None, span: str | None, params_path: str | None = None) -> None:
     """Print the Wengert list of one evaluation (like the book's figures 9-3 to 9-7)."""
     import numpy as np
-    prog = _program(file)
+    prog = _program(file, params=params_path)
     fed = parse_inputs(inputs)
     seeds = None
     if tangents:
@@ -203,6 +210,10 @@ def trace(file: str, of: str, inputs: tuple[str, ...], values: bool, adjoints: b
         if not (a or "0").isdigit() or (b and not b.isdigit()):
             raise usage_error(f"--range {span}: expected A..B with entry numbers, such as 10..20")
         start, stop = int(a or 0), int(b) if b else None
+        if stop is not None and stop <= start:
+            raise usage_error(f"--range {span}: B must be larger than A (A..B shows entries A to B - 1)")
+        if start >= len(t.entries):
+            raise usage_error(f"--range {span}: the list has {len(t.entries)} entries, v0 to v{len(t.entries) - 1}")
     click.echo(t.format(values=values, adjoints=adjoints, tangents=tangents, start=start, stop=stop))
 
 
@@ -212,11 +223,13 @@ def trace(file: str, of: str, inputs: tuple[str, ...], values: bool, adjoints: b
 @click.option("--wrt", default=None)
 @click.option("--order", type=click.IntRange(1, 2), default=2)
 @_inputs_option
+@_params_option
 @_guard
-def gradcheck(file: str, of: str, wrt: str | None, order: int, inputs: tuple[str, ...]) -> None:
+def gradcheck(file: str, of: str, wrt: str | None, order: int, inputs: tuple[str, ...],
+              params_path: str | None = None) -> None:
     """Compare forward and reverse mode with numerical differentiation."""
     from .runtime.gradcheck import GradCheckError, check_grads
-    prog = _program(file)
+    prog = _program(file, params=params_path)
     try:
         check_grads(prog, of, wrt=wrt.split(",") if wrt else None, order=order, **parse_inputs(inputs))
     except GradCheckError as e:
@@ -228,8 +241,7 @@ def gradcheck(file: str, of: str, wrt: str | None, order: int, inputs: tuple[str
 @main.command(name="inspect")
 @click.argument("file", type=click.Path(dir_okay=False))
 @_inputs_option
-@click.option("--params", "params_path", default=None, type=click.Path(dir_okay=False),
-              help="Load params and state from a .npz first (as :load).")
+@_params_option
 @click.option("--script", type=click.File("r"), default=None, help="Run the commands in this file, then exit.")
 @_guard
 def inspect_program(file: str, inputs: tuple[str, ...], params_path: str | None, script) -> None:
@@ -237,7 +249,72 @@ def inspect_program(file: str, inputs: tuple[str, ...], params_path: str | None,
     (:help lists them). Commands piped on stdin or given by --script run in turn, each output after
     `>>> COMMAND`; a failing command prints its error and the session goes on (exit status 0)."""
     from .inspect.session import main as session_main
-    session_main(_program(file), parse_inputs(inputs), params_path, script)
+    session_main(_program(file, params=params_path), parse_inputs(inputs), script)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--params", "params_path", required=True, type=click.Path(dir_okay=False), metavar="P.npz",
+              help="The trained params (a params.npz written by `wengert train`).")
+@click.option("--of", "of", required=True, help="The named values to predict, comma separated.")
+@click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=FILE",
+              help="An input's rows: FILE.npy (memory-mapped), FILE.npz[:KEY] or FILE.csv (a header row optional).")
+@click.option("--data", "data_name", default=None, metavar="DATA",
+              help="Or read the inputs from a data set of the program (its pipeline, transforms included).")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+              help="OUT.npy, OUT.npz (one array per value) or OUT.csv (columns NAME_0..NAME_k).")
+@click.option("--batch", type=click.IntRange(1), default=256, show_default=True, help="Rows per evaluation.")
+@click.option("--argmax", is_flag=True, help="Write the index of each row's largest entry (class indices).")
+@_device_option
+@_guard
+def predict(file: str, params_path: str, of: str, inputs: tuple[str, ...], data_name: str | None, out: str,
+            batch: int, argmax: bool, device: str = "cpu") -> None:
+    """Evaluate --of NAME for every row of the inputs with trained params (training off: no dropout),
+    BATCH rows at a time, and write the rows to OUT."""
+    from . import predict as predicting
+    from .progress import RowsBar
+    prog = _program(file, device, params_path)
+    files = {}
+    for item in inputs:
+        name, sep, text = item.partition("=")
+        if not sep or not name.isidentifier() or not text:
+            raise usage_error(f"`-i {item}`: expected NAME=FILE (.npy, .npz, .npz:KEY or .csv)")
+        files[name] = text
+    if not files and data_name is None:
+        raise usage_error("predict needs the inputs' rows: -i NAME=FILE for each input, or --data DATA")
+    names = of.split(",")
+    feeds = predicting.data_feeds(prog, data_name, predicting.needed_inputs(prog, names)) if data_name else {}
+    feeds.update(predicting.file_feeds(prog, files))
+    bar = RowsBar(f"predicting {of}")
+    try:
+        rows = predicting.predict(prog, names, feeds, out, batch=batch, argmax=argmax, progress=bar)
+    finally:
+        bar.close()
+    click.echo(f"wrote {out} ({rows} rows)")
+
+
+@main.command(name="export")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--params", "params_path", required=True, type=click.Path(dir_okay=False), metavar="P.npz",
+              help="The trained params (a params.npz written by `wengert train`).")
+@click.option("--of", "of", required=True, help="The named values the model computes, comma separated.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="The model: OUT.onnx.")
+@_guard
+def export_command(file: str, params_path: str, of: str, out: str) -> None:
+    """Write the inference graph of --of NAME (training off: no dropout, BatchNorm's running
+    statistics) as an ONNX model, the params as initializers, symbolic dims as named dims."""
+    from .export import OPSET, to_onnx
+    if not out.lower().endswith(".onnx"):
+        raise usage_error(f"-o {out}: an ONNX model is written to a file ending in .onnx")
+    prog = _program(file, params=params_path)
+    names = of.split(",")
+    to_onnx(prog, names, out)
+
+    def typ(names_vars) -> str:
+        return ", ".join(f"{n}: {prog.module.type_of(v)}" for n, v in names_vars)
+    inputs = typ((n, prog.module.inputs[n].var) for n in prog._needed_inputs([prog._var(n) for n in names]))
+    click.echo(f"wrote {out} (ONNX opset {OPSET}; inputs {inputs or 'none'}; outputs "
+               f"{typ((n, prog._var(n)) for n in names)})")
 
 
 # ---------------------------------------------------------------- pictures
@@ -254,9 +331,11 @@ def inspect_program(file: str, inputs: tuple[str, ...], params_path: str | None,
 @click.option("--expand", is_flag=True, help="Draw each layer's equations (in a cluster), not one box per layer.")
 @click.option("--rankdir", type=click.Choice(["TB", "LR"]), default=None,
               help="Top to bottom or left to right (default: LR for small graphs).")
+@_params_option
 @_guard
 def graph_command(file: str, of: str, inputs: tuple[str, ...], out: str, as_trace: bool, adjoints: bool,
-                  tangents: bool, wrt: str | None, expand: bool, rankdir: str | None) -> None:
+                  tangents: bool, wrt: str | None, expand: bool, rankdir: str | None,
+                  params_path: str | None = None) -> None:
     """Draw what --of NAME depends on with Graphviz: the dataflow graph, or with --trace the
     Wengert list of one evaluation (like the book's figures 9-1 to 9-7). Without Graphviz's
     `dot`, the DOT text is written next to OUT (exit status 0)."""
@@ -264,7 +343,7 @@ def graph_command(file: str, of: str, inputs: tuple[str, ...], out: str, as_trac
     fmt = check_output(out)
     if tangents and not wrt:
         raise usage_error("--tangents needs --wrt NAME (the direction to seed)")
-    text = graph_dot(_program(file), of, parse_inputs(inputs), trace=as_trace, adjoints=adjoints,
+    text = graph_dot(_program(file, params=params_path), of, parse_inputs(inputs), trace=as_trace, adjoints=adjoints,
                      tangents=tangents, wrt=wrt.split(",") if wrt else None, expand=expand, rankdir=rankdir)
     written = render(text, out)
     if written.fallback:
@@ -279,14 +358,16 @@ def graph_command(file: str, of: str, inputs: tuple[str, ...], out: str, as_trac
 @_inputs_option
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="The page: report.html.")
 @click.option("--expand", is_flag=True, help="Draw each layer's equations, not one box per layer.")
+@_params_option
 @_guard
-def report_command(file: str, of: str, inputs: tuple[str, ...], out: str, expand: bool) -> None:
+def report_command(file: str, of: str, inputs: tuple[str, ...], out: str, expand: bool,
+                   params_path: str | None = None) -> None:
     """One self-contained HTML page: the source, the graph, the Wengert list with values and
     adjoints, and the gradient of --of NAME with respect to each param and float input given."""
     from .inspect.graph import INSTALL_HINT, dot_binary
     from .inspect.report import command_line, write_report
-    written = write_report(_program(file), of, parse_inputs(inputs), out, expand=expand,
-                           command=command_line(file, of, inputs, out, expand))
+    written = write_report(_program(file, params=params_path), of, parse_inputs(inputs), out, expand=expand,
+                           command=command_line(file, of, inputs, out, expand, params_path))
     if dot_binary() is None:
         click.echo(f"Graphviz's `dot` is not on PATH, so the report holds the graph as DOT text; {INSTALL_HINT}",
                    err=True)
@@ -338,6 +419,8 @@ def train(file: str, name: str | None, epochs: int | None, batch: str | None, de
     click.echo(f"wrote {out / 'history.csv'} and {out / 'params.npz'}")
     if plot:
         from .plot import plot_run
+        if not history:
+            click.echo("no epochs ran, so there are no learning curves to plot", err=True)
         for written in plot_run(trainer, history, out):
             click.echo(f"wrote {written}")
 
@@ -408,10 +491,15 @@ def compare(file: str, names: str | None, epochs: int | None, out_dir: str | Non
     for block, history in histories.items():
         last = history[-1] if history else {}
         metric = next((k for k in last if k.startswith("valid_") and k != "valid_loss"), None)
-        table.add_row(block, f"{last.get('loss', float('nan')):.4f}", f"{last.get('valid_loss', float('nan')):.4f}",
+        table.add_row(block, _figure(last, "loss"), _figure(last, "valid_loss"),
                       f"{metric} {last[metric]:.4f}" if metric else "-")
     console.print(table)
     click.echo(f"wrote {plot_comparison(curves, out / 'comparison.png')}")
+
+
+def _figure(row: dict[str, float], key: str) -> str:
+    """A figure of an epoch's row, or "-" when the run has none (no validation set, no epoch)."""
+    return f"{row[key]:.4f}" if key in row else "-"
 
 
 @main.command(name="eval")
@@ -424,16 +512,8 @@ def compare(file: str, names: str | None, epochs: int | None, out_dir: str | Non
 @_guard
 def evaluate(file: str, params_path: str, data_name: str | None, name: str | None, device: str = "cpu") -> None:
     """Loss and metrics of saved params on a data set."""
-    import numpy as np
-
     from .train.loop import Trainer
-    prog = _program(file, device)
-    try:
-        with np.load(params_path, allow_pickle=False) as archive:
-            saved = {k: archive[k] for k in archive.files if k != "meta"}
-    except (OSError, ValueError) as e:
-        raise usage_error(f"cannot read params from {params_path}: {e}") from None
-    prog.set_params(saved)
+    prog = _program(file, device, params_path)
     trainer = Trainer(prog, name, {"data": data_name} if data_name else {})
     which = data_name or trainer.settings.valid or trainer.settings.data
     dataset = trainer.datasets.get(which)

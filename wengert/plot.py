@@ -21,9 +21,17 @@ def _pyplot():
 
 
 def plot_run(trainer, history: list[dict[str, float]], out: Path) -> list[Path]:
+    """curves.png (when an epoch ran) and, for a 2-feature classifier, boundary.png."""
     plt = _pyplot()
-    written = []
-    keys = [k for k in history[0] if k not in ("epoch", "lr", "seconds")] if history else []
+    written = [_curves(history, out, plt)] if history else []
+    boundary = decision_boundary(trainer, out, plt)
+    if boundary is not None:
+        written.append(boundary)
+    return written
+
+
+def _curves(history: list[dict[str, float]], out: Path, plt) -> Path:
+    keys = [k for k in history[0] if k not in ("epoch", "lr", "seconds")]
     groups = [[k for k in keys if k.endswith("loss")], [k for k in keys if not k.endswith("loss")]]
     groups = [g for g in groups if g]
     fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4), squeeze=False)
@@ -37,11 +45,7 @@ def plot_run(trainer, history: list[dict[str, float]], out: Path) -> list[Path]:
     path = out / "curves.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    written.append(path)
-    boundary = decision_boundary(trainer, out, plt)
-    if boundary is not None:
-        written.append(boundary)
-    return written
+    return path
 
 
 def _score_value(prog, feature_input: str) -> str | None:
@@ -93,14 +97,23 @@ def decision_boundary(trainer, out: Path, plt) -> Path | None:
     return path
 
 
+def distinct_colours(plt, n: int) -> list:
+    """n colours, no two alike (matplotlib's default cycle repeats after 10)."""
+    if n <= 10:
+        return [plt.get_cmap("tab10")(k) for k in range(n)]
+    if n <= 20:
+        return [plt.get_cmap("tab20")(k) for k in range(n)]
+    return [plt.get_cmap("turbo")(k / (n - 1)) for k in range(n)]
+
+
 def plot_comparison(curves: dict[str, list[tuple[int, float]]], path: Path) -> Path:
     """The training loss after each update of several train blocks in one figure (the book's 8-14)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
-    for name, points in curves.items():
+    for (name, points), colour in zip(curves.items(), distinct_colours(plt, len(curves))):
         if points:
             steps, losses = zip(*points)
-            ax.plot(steps, losses, label=name)
+            ax.plot(steps, losses, label=name, color=colour)
     ax.set_xlabel("update")
     ax.set_ylabel("training loss (exponential moving average, 0.98)")
     ax.set_yscale("log")

@@ -15,6 +15,7 @@ from .runtime.ir import Module, Var
 from .runtime.ops import Dual, primal
 from .runtime.trace import Trace
 from .runtime.types import FLOATS, INTS, NUMPY_DTYPE, Sym, format_type
+from .train import params as params_file
 
 DEVICES = ("cpu", "opencl", "opencl:P:D")
 
@@ -23,8 +24,12 @@ class FeedError(DiagnosticError):
     """A value fed to an input does not fit its declaration."""
 
 
-def load(path: str | Path, device: str = "cpu") -> "Program":
-    return Program(check_file(path), device)
+def load(path: str | Path, device: str = "cpu", params: str | Path | None = None) -> "Program":
+    """Check and load a .dl file; `params`: a params.npz (from `wengert train`) to start from."""
+    prog = Program(check_file(path), device)
+    if params is not None:
+        prog.load_params(params)
+    return prog
 
 
 def compile(source: str, device: str = "cpu", path: str = "<string>") -> "Program":  # noqa: A001
@@ -68,19 +73,35 @@ class Program:
 
     def set_params(self, values: dict[str, Any]) -> None:
         for name, value in values.items():
+            if name == "meta" and name not in self._store:  # dict(np.load(params.npz)) has the file's meta
+                raise DiagnosticError([Diagnostic.plain(self.module.path, "`meta` is the description a params "
+                                                        "file carries, not a param: read the file with "
+                                                        "load_params(path)")])
             if name not in self._store:
                 raise self._unknown(name, self._store, "param or state")
             want = self._store[name]
-            arr = np.asarray(value)
-            try:
-                arr = np.broadcast_to(arr, want.shape) if arr.shape != want.shape and arr.size == 1 else arr
-            except ValueError:
-                pass
+            decl = self.module.params[name]
+            arr = _numbers(decl, f"{decl.kind} `{name}`", value)
+            if arr.size == 1:
+                arr = np.broadcast_to(arr.reshape(()), want.shape)
             if arr.shape != want.shape:
-                decl = self.module.params[name]
-                raise FeedError([Diagnostic(decl.span, f"`{name}` is {format_type(decl.type.dtype, want.shape)}, "
+                raise FeedError([Diagnostic(decl.span, f"{decl.kind} `{name}` is "
+                                                       f"{format_type(decl.type.dtype, want.shape)}, "
                                                        f"but the value given has shape {list(arr.shape)}")])
             self._store[name] = self._resident(np.array(arr, dtype=want.dtype))
+
+    def load_params(self, path: str | Path) -> list[str]:
+        """Set every param and state from a params file (`wengert train`'s params.npz, or
+        save_params'); refused, naming what differs, unless it fits this program exactly.
+        Returns the names loaded."""
+        arrays = params_file.load(path, self._store)
+        for name, value in arrays.items():
+            self._assign(name, value)
+        return list(arrays)
+
+    def save_params(self, path: str | Path) -> None:
+        """Write the params and state as a params file (atomically; load_params reads it)."""
+        params_file.save(path, self.params)
 
     # ---------------------------------------------------------------- running
     def run(self, name: str | list[str], **inputs: Any) -> Any:
@@ -137,8 +158,7 @@ class Program:
                                tangents: dict[str, Any] | None = None, wrt: Iterable[str] | None = None) -> Trace:
         """A trace whose entries also carry adjoints (reverse mode, w.r.t. `wrt` or every float
         root) and/or tangents (forward mode along the given directions)."""
-        seeds = {n: np.asarray(t, dtype=self._root_value(n, inputs).dtype).reshape(
-            (1,) + self._root_value(n, inputs).shape) for n, t in (tangents or {}).items()}
+        seeds = self._seeds(tangents or {}, inputs)
         if wrt is None:
             wrt = [n for n, d in list(self.module.inputs.items()) + list(self.module.params.items())
                    if d.var.type.dtype in FLOATS and (n in inputs or n in self.module.params)]
@@ -180,10 +200,9 @@ class Program:
         return result
 
     def jvp(self, of: str, tangents: dict[str, Any], **inputs: Any) -> tuple[np.ndarray, np.ndarray]:
-        seeds = {}
-        for n, t in tangents.items():
-            value = self._root_value(n, inputs)
-            seeds[n] = np.asarray(t, dtype=value.dtype).reshape((1,) + value.shape)
+        """(value, its derivative along `tangents`: a direction per float input or param, each of
+        its shape; the others stay fixed)."""
+        seeds = self._seeds(tangents, inputs)
         _, (out,) = self._evaluate([of], inputs, record=False, tangents=seeds)
         value = np.array(primal(out))
         return value, (np.array(out.tangent[0]) if isinstance(out, Dual) else np.zeros_like(value))
@@ -203,11 +222,21 @@ class Program:
 
     def hvp(self, of: str, wrt: Iterable[str] | None = None, vector: dict[str, Any] | None = None, **inputs: Any
             ) -> dict[str, np.ndarray]:
-        """Hessian-vector product by forward-over-reverse."""
+        """Hessian-vector product by forward-over-reverse: H v, where `vector` gives v's part for
+        some of `wrt` (each of its shape; the parts not given are zero)."""
         wrt = self._wrt(wrt)
-        vector = vector or {}
-        seeds = {n: np.asarray(vector[n], dtype=self._root_value(n, inputs).dtype).reshape(
-            (1,) + self._root_value(n, inputs).shape) for n in wrt if n in vector}
+        if not vector:
+            raise DiagnosticError([Diagnostic.plain(self.module.path, "hvp needs a vector: a direction for one or "
+                                                                      f"more of {', '.join(wrt)}, such as "
+                                                                      f"vector={{'{wrt[0]}': ...}}" if wrt else
+                                                    "hvp needs a vector")])
+        outside = [n for n in vector if n not in wrt]
+        if outside:
+            self._wrt(outside)  # an unknown name or a non-float one is reported as such
+            raise DiagnosticError([Diagnostic.plain(self.module.path, f"the vector has a part for `{outside[0]}`, "
+                                                                      "which is not differentiated (wrt: "
+                                                                      f"{', '.join(wrt)}); add it to wrt")])
+        seeds = self._seeds(vector, inputs)
         evaluation, (out,) = self._evaluate([of], inputs, record=True, active=wrt, tangents=seeds)
         self._require_scalar(of, primal(out))
         self._backward(evaluation.trace, evaluation.entry_of[self._var(of).id])
@@ -253,6 +282,21 @@ class Program:
                 raise DiagnosticError([Diagnostic(decl.span, f"cannot differentiate with respect to `{n}`: "
                                                               f"it is {decl.var.type.dtype}, not a float")])
         return names
+
+    def _seeds(self, tangents: dict[str, Any], inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Forward-mode seeds (one direction each) for float inputs and params, checked: an
+        unknown name, a non-float root or a direction of another shape is a diagnostic."""
+        self._wrt(list(tangents))
+        seeds = {}
+        for n, t in tangents.items():
+            value = self._root_value(n, inputs)
+            decl = self.module.params.get(n) or self.module.inputs[n]
+            arr = _numbers(decl, f"the direction for `{n}`", t)
+            if arr.shape != value.shape and arr.size != 1:
+                raise FeedError([Diagnostic(decl.span, f"the direction for `{n}` has shape {list(arr.shape)}, but "
+                                                       f"`{n}` has shape {list(value.shape)}")])
+            seeds[n] = np.broadcast_to(arr.astype(value.dtype), value.shape).reshape((1,) + value.shape)
+        return seeds
 
     def _root_value(self, name: str, inputs: dict[str, Any]) -> np.ndarray:
         if name in self._store:
@@ -307,14 +351,7 @@ class Program:
 
     def _convert(self, name: str, value: Any) -> np.ndarray:
         decl = self.module.inputs[name]
-        t = decl.var.type
-        arr = np.asarray(value)
-        if arr.dtype == object or arr.dtype.kind not in "biuf":
-            raise FeedError([Diagnostic(decl.span, f"input `{name}` needs numbers, got {arr.dtype} data")])
-        if t.dtype in INTS and arr.dtype.kind == "f" and not np.all(np.mod(arr, 1) == 0):
-            raise FeedError([Diagnostic(decl.span, f"input `{name}` is {t.dtype}, but the value fed has "
-                                                   f"non-integer {arr.dtype} entries")])
-        return np.asarray(arr, dtype=NUMPY_DTYPE[t.dtype])
+        return np.asarray(_numbers(decl, f"input `{name}`", value), dtype=NUMPY_DTYPE[decl.var.type.dtype])
 
     def _bind_dims(self, fed: dict[str, np.ndarray]) -> dict[str, int]:
         dims = self.module.dims
@@ -349,6 +386,10 @@ class Program:
         outputs = [self._var(n) for n in names]
         unknown = [k for k in inputs if k not in self.module.inputs]
         if unknown:
+            decl = self.module.params.get(unknown[0])
+            if decl is not None:
+                raise FeedError([Diagnostic(decl.span, f"`{decl.name}` is a {decl.kind}, not an input: set it with "
+                                                       "set_params or load_params (the CLI's --params P.npz)")])
             raise self._unknown(unknown[0], self.module.inputs, "input")
         needed = self._needed_inputs(outputs)
         fed = {n: self._root_value(n, inputs) for n in needed}
@@ -423,6 +464,22 @@ def _opencl_backend(module: Module, device: str):
                                                              f"{backend.info.name!r} has no f64 support "
                                                              f"(cl_khr_fp64); use f32 or another device")])
     return backend
+
+
+def _numbers(decl, what: str, value: Any) -> np.ndarray:
+    """`value` as an array for a declaration (an input, a param or state): numbers, and whole
+    numbers where the declared dtype is an integer one (nothing is truncated silently)."""
+    try:
+        arr = np.asarray(value)
+    except ValueError as e:  # a ragged nested list
+        raise FeedError([Diagnostic(decl.span, f"{what}: the value given is not an array ({e})")]) from None
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise FeedError([Diagnostic(decl.span, f"{what} needs numbers, got {arr.dtype} data")])
+    dtype = decl.var.type.dtype
+    if dtype in INTS and arr.dtype.kind == "f" and not np.all(np.mod(arr, 1) == 0):
+        raise FeedError([Diagnostic(decl.span, f"{what} is {dtype}, but the value given has non-integer "
+                                               f"{arr.dtype} entries")])
+    return arr
 
 
 def _with_tangent(value: np.ndarray, tangent: np.ndarray | None) -> Any:

@@ -35,9 +35,13 @@ class ConsoleReport:
         getattr(self, "on_" + event, lambda **_: None)(**info)
 
     def on_start(self, epochs: int, steps_per_epoch: int, examples: int, resumed_at: int) -> None:
-        if resumed_at:
-            self.console.print(f"resuming at epoch {resumed_at + 1}/{epochs}")
-        self.console.print(f"training on {examples} examples, {steps_per_epoch} steps per epoch")
+        if resumed_at >= epochs > 0:
+            self.console.print(f"the checkpoint is at epoch {resumed_at} of {epochs}: nothing left to train "
+                               "(raise --epochs to train further)")
+        elif resumed_at:
+            self.console.print(f"resuming after epoch {resumed_at}, at epoch {resumed_at + 1}/{epochs}")
+        steps = f"{steps_per_epoch} step{'s' if steps_per_epoch != 1 else ''}"
+        self.console.print(f"training on {examples} example{'s' if examples != 1 else ''}, {steps} per epoch")
 
     def on_step(self, epoch: int, epochs: int, step: int, steps: int, loss: float, examples_per_s: float,
                 **_: Any) -> None:
@@ -79,13 +83,41 @@ class ConsoleReport:
     def on_anomaly(self, **_: Any) -> None:
         self._stop_bar()  # the diagnostic follows (--detect-anomaly)
 
-    def on_end(self, history: list[dict[str, Any]]) -> None:
+    def on_end(self, history: list[dict[str, Any]], restored: int | None = None) -> None:
+        """The final figures: those of the last epoch, or of the epoch whose params early stopping
+        restored (`restored`, an index into history), which are the params saved."""
         self._stop_bar()
         if not history:
             return
-        last = history[-1]
+        last = history[restored if restored is not None else -1]
         shown = [k for k in last if k not in ("epoch", "lr", "seconds")]
         if any(k.startswith("valid_") for k in shown):  # with a validation set, its numbers are the result
             shown = ["loss"] + [k for k in shown if k.startswith("valid_")]
         final = [f"{k} {last[k]:.4f}" for k in shown]
-        self.console.print("final: " + "  ".join(final), soft_wrap=True)
+        where = f" (epoch {int(last['epoch'])}, restored)" if restored is not None and restored != len(history) - 1 else ""
+        self.console.print("final: " + "  ".join(final) + where, soft_wrap=True)
+
+
+class RowsBar:
+    """A bar of rows done (`wengert predict`), drawn on stderr only when it is a terminal."""
+
+    def __init__(self, what: str, console: Console | None = None):
+        self.console = console or Console(stderr=True, highlight=False)
+        self.what = what
+        self.progress: Progress | None = None
+        self.task = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.console.is_terminal:
+            return
+        if self.progress is None:
+            self.progress = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                     console=self.console, transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(self.what, total=total)
+        self.progress.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

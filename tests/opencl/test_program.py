@@ -180,3 +180,18 @@ def test_f64_without_cl_khr_fp64_is_an_error_never_a_downcast(monkeypatch):
 def test_unknown_devices_are_diagnostics(spec, message):
     with pytest.raises(DiagnosticError, match=message):
         wengert.compile(MLP, device=spec)
+
+
+@pytest.mark.parametrize("bad", [7, -8])
+def test_gather_with_an_out_of_range_id_is_reported_like_the_cpu(bad):
+    """Ids fed as an input live on the device: they are checked there, not read as 0."""
+    src = "input ids: i64[n]\nparam E: f32[5, 2] = normal(mean=0, std=1)\nrows = E[ids]\n"
+    cpu, dev = wengert.compile(src), wengert.compile(src, device="opencl")
+    ids = np.array([1, bad, 0])
+    messages = []
+    for prog in (cpu, dev):
+        with pytest.raises(DiagnosticError) as info:
+            prog.run("rows", ids=ids)
+        messages.append(info.value.diagnostics[0].message)
+    assert messages[0] == messages[1] == f"index {bad} is out of range for axis 0 of size 5"
+    np.testing.assert_array_equal(dev.run("rows", ids=np.array([4, -5])), cpu.run("rows", ids=np.array([4, -5])))

@@ -112,8 +112,10 @@ def write_report(prog, of: str, inputs: dict[str, Any], out: str | Path, expand:
     return out
 
 
-def command_line(file: str, of: str, items: tuple[str, ...], out: str, expand: bool = False) -> str:
+def command_line(file: str, of: str, items: tuple[str, ...], out: str, expand: bool = False,
+                 params: str | None = None) -> str:
     words = ["wengert", "report", file, "--of", of] + [w for item in items for w in ("-i", item)] + ["-o", out]
+    words += ["--params", params] if params else []
     return " ".join(shlex.quote(w) for w in words) + (" --expand" if expand else "")
 
 

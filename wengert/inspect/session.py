@@ -29,7 +29,7 @@ from prompt_toolkit.completion import Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
 from ..diagnostics import Diagnostic, DiagnosticError, Source, Span, did_you_mean
-from ..feeds import parse_inputs
+from ..feeds import parse_value
 from ..runtime.ops import primal
 from ..runtime.trace import _short
 
@@ -274,8 +274,8 @@ class Session:
         name, text = name.strip(), text.strip()
         if not sep or not name or not text:
             raise CommandError("usage: :set NAME=VALUE (a literal such as [[1,1,1]], file.npy or file.npz:KEY)")
-        placeholder = name if name.isidentifier() else "value"
-        value = parse_inputs((f"{placeholder}={text}",))[placeholder]
+        what = self.module.params[name].kind if name in self.module.params else "input"
+        value = parse_value(name, text, what)
         if name in self.module.inputs:
             self._set_input(name, value)
             self.emit(_labelled(f"{name} = ", _format(self.inputs[name])))
@@ -306,14 +306,7 @@ class Session:
         self.emit(f"loaded {len(saved)} array{'s' if len(saved) != 1 else ''} from {path}: " + ", ".join(saved))
 
     def load_params(self, path: str) -> list[str]:
-        path = os.path.expanduser(path)
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                saved = {k: archive[k] for k in archive.files if k != "meta"}
-        except (OSError, ValueError) as e:
-            raise CommandError(f"cannot read params from {path}: {e}") from None
-        self.program.set_params(saved)
-        return list(saved)
+        return self.program.load_params(os.path.expanduser(path))
 
     # ---------------------------------------------------------------- listing
     @command(":values", "named values: types, values when their inputs are set", ":values")
@@ -379,17 +372,12 @@ class Session:
 
 
 # ---------------------------------------------------------------- front ends
-def main(program, inputs: dict[str, Any], params_path: str | None = None, script: TextIO | None = None) -> None:
+def main(program, inputs: dict[str, Any], script: TextIO | None = None) -> None:
     """`wengert inspect`: the prompt at a terminal; otherwise the commands of `script` or of
     stdin, echoed after `>>> `. Ends at :quit or at the end of the input; mistakes in commands
     are printed and do not change the exit status (0). Mistakes in the program, the -i inputs
-    or --params raise DiagnosticError (the CLI's exit status 2)."""
+    raise DiagnosticError (the CLI's exit status 2); --params is loaded by the CLI first."""
     session = Session(program, inputs)
-    if params_path:
-        try:
-            session.load_params(params_path)
-        except CommandError as e:
-            raise DiagnosticError([Diagnostic.plain("wengert", str(e))]) from None
     if script is None and sys.stdin.isatty() and sys.stdout.isatty():
         interact(session)
     else:

@@ -472,14 +472,24 @@ def _index(be: Backend, x, i, *, axis):
 
 
 def _ids(be: Backend, ids, n: int, axis: int) -> DeviceArray:
-    """Indices as an i64 device array; host ones are bounds-checked as on the CPU."""
+    """Indices as an i64 device array, bounds-checked as on the CPU: host ones directly, device
+    ones by their min and max, reduced on the device (two scalars come back)."""
     if type(ids) is not DeviceArray:
         ids = np.asarray(ids, dtype=np.int64)
-        if ids.size and (ids.min() < -n or ids.max() >= n):
-            bad = ids.max() if ids.max() >= n else ids.min()
-            raise IndexError(f"index {bad} is out of range for axis {axis} of size {n}")
+        if ids.size:
+            _check_ids(int(ids.min()), int(ids.max()), n, axis)
         return be.upload(ids)
-    return ids if ids.dtype == np.int64 else _cast(be, ids, dtype="i64")
+    ids = ids if ids.dtype == np.int64 else _cast(be, ids, dtype="i64")
+    if ids.size:
+        every = tuple(range(ids.ndim))
+        lo, hi = (be.download(KERNELS[r](be, ids, axes=every)) for r in ("reduce_min", "reduce_max"))
+        _check_ids(int(lo), int(hi), n, axis)
+    return ids
+
+
+def _check_ids(lo: int, hi: int, n: int, axis: int) -> None:
+    if lo < -n or hi >= n:
+        raise IndexError(f"index {hi if hi >= n else lo} is out of range for axis {axis} of size {n}")
 
 
 @kernel("gather")

@@ -11,6 +11,10 @@ from typing import Any, Iterable
 import attrs
 import numpy as np
 
+from . import primitives
+from .executor import free_vars
+from .ir import Block, Var
+
 TOLERANCE = {"f64": 1e-5, "f32": 2e-2}  # relative and absolute, per dtype
 STEP = {"f64": 1e-3, "f32": 3e-2}
 
@@ -39,15 +43,67 @@ class Comparison:
             f"{err[worst] / (abs(want[worst]) + 1e-300):.3g}, tolerance {self.tolerance:g}")
 
 
+def differentiable_roots(module, var: Var) -> set[int]:
+    """The ids of the vars `var` depends on through differentiable operations: a value that
+    reaches it only through comparisons, argmax or stop_gradient (a mask) is not among them."""
+    wanted = {var.id}
+    _walk(module.main, wanted)
+    return wanted
+
+
+def _walk(block: Block, wanted: set[int]) -> None:
+    for e in reversed(block.eqns):
+        if not any(o.id in wanted for o in e.outputs):
+            continue
+        if e.prim == "if":  # the condition decides, it is not differentiated
+            for region in e.regions:
+                wanted.update(r.id for r in region.results)
+                _walk(region, wanted)
+        elif e.regions:  # a loop: everything carried, conservatively
+            wanted.update(i.id for i in e.inputs)
+            for region in e.regions:
+                wanted.update(r.id for r in region.results)
+                _walk(region, wanted)
+                wanted |= free_vars(region)
+        elif primitives.REGISTRY[e.prim].differentiable:
+            wanted.update(i.id for i in e.inputs)
+
+
 def check_grads(prog, of: str, wrt: Iterable[str] | None = None, modes=("forward", "reverse"), order: int = 2,
                 seed: int = 0, **inputs: Any) -> None:
-    """Raise GradCheckError (with position, both values and errors) when a derivative is wrong."""
-    if wrt is None:  # every float param and every float input that was given
-        wrt = [n for n, p in prog.module.params.items() if p.kind == "param" and p.var.type.dtype in ("f32", "f64")]
-        wrt += [n for n in inputs if n in prog.module.inputs and prog.module.inputs[n].var.type.dtype in ("f32", "f64")]
+    """Raise GradCheckError (with position, both values and errors, and the param or input whose
+    derivative is wrong) when a derivative is wrong. By default `wrt` is every float param and
+    every float input given that `of` depends on differentiably (not a mask used in comparisons)."""
+    if wrt is None:
+        reach = differentiable_roots(prog.module, prog._var(of))
+        wrt = [n for n, p in prog.module.params.items() if p.kind == "param" and p.var.type.dtype in ("f32", "f64")
+               and p.var.id in reach]
+        wrt += [n for n in inputs if n in prog.module.inputs and prog.module.inputs[n].var.type.dtype in ("f32", "f64")
+                and prog.module.inputs[n].var.id in reach]
         if not wrt:
-            raise GradCheckError(f"nothing to check: `{of}` has no float params and no float inputs were given")
+            raise GradCheckError(f"nothing to check: `{of}` depends differentiably on no float param and on no "
+                                 "float input given")
     wrt = prog._wrt(wrt)
+    try:
+        _check(prog, of, wrt, modes, order, seed, inputs)
+    except GradCheckError as joint:
+        if len(wrt) == 1:
+            raise _naming(joint, wrt[0]) from None
+        for n in wrt:  # which root's derivative is wrong: each one alone
+            try:
+                _check(prog, of, [n], modes, order, seed, inputs)
+            except GradCheckError as alone:
+                raise _naming(alone, n) from None
+        raise GradCheckError(f"{joint} (w.r.t. {', '.join(f'`{n}`' for n in wrt)} together; each alone agrees)") \
+            from None
+
+
+def _naming(error: GradCheckError, name: str) -> GradCheckError:
+    text = str(error)
+    return GradCheckError(text if f"w.r.t. `{name}`" in text else f"{text} (w.r.t. `{name}`)")
+
+
+def _check(prog, of: str, wrt: list[str], modes, order: int, seed: int, inputs: dict[str, Any]) -> None:
     rng = np.random.default_rng(seed)
     base = {n: np.array(prog._root_value(n, inputs)) for n in wrt}
     dtype = "f32" if any(v.dtype == np.float32 for v in base.values()) else "f64"

@@ -285,7 +285,7 @@ def _csv_selection(spec: DataSpec, name: str, selection: Any) -> list[int]:
                              f"0..4 (columns count from 0), got {selection!r}")
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:
@@ -295,7 +295,7 @@ def _is_number(text: str) -> bool:
 
 def _is_header(row: list[str], needed: list[int]) -> bool:
     """A first row is a header when one of the cells the program reads is not a number."""
-    return any(c < len(row) and not _is_number(row[c]) for c in needed)
+    return any(c < len(row) and not is_number(row[c]) for c in needed)
 
 
 def _csv_row(spec: DataSpec, file: str, line: int, row: list[str], needed: list[int]) -> list[float]:

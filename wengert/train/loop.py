@@ -13,7 +13,7 @@ import numpy as np
 
 from ..diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from ..runtime import anomaly
-from . import checkpoint, data, engines, optim
+from . import checkpoint, data, engines, optim, params
 
 EVAL_CHUNK = 4096  # rows per evaluation when measuring loss and metrics on a whole data set
 SAVE_EVERY = 1.0  # seconds: short epochs are checkpointed at most this often (and always at the end)
@@ -58,6 +58,11 @@ class Settings:
     @classmethod
     def of(cls, spec, overrides: dict[str, Any]) -> "Settings":
         c = dict(spec.config)
+        known = [f.name for f in attrs.fields(cls) if f.name != "minimize"]
+        for key in overrides:
+            if key not in known:
+                raise DiagnosticError([Diagnostic(spec.span, f"unknown training setting `{key}`"
+                                                  + did_you_mean(key, known) + f"; settings: {', '.join(known)}")])
         for key, value in overrides.items():
             if value is not None:
                 c[key] = value
@@ -81,7 +86,7 @@ class Trainer:
         module = prog.module
         if name not in module.trains:
             known = [n for n in module.trains if n is not None]
-            what = f"train block `{name}`" if name else "an unnamed train block"
+            what = f"train block `{name}`" if name else "unnamed train block"
             hint = did_you_mean(name, known) if name else ""
             raise DiagnosticError([Diagnostic.plain(module.path, f"the program has no {what}{hint}"
                                                     + (f"; it has: {', '.join(known)}" if known else ""))])
@@ -179,10 +184,12 @@ class Trainer:
                 self._save_outputs(self._snapshot)
             self.report("anomaly", epoch=self.epoch, where=self._at)
             raise e.with_note(f"training stopped at {self._at}", file=self.prog.module.path) from None
+        restored = None
         if self.best["params"] is not None:
             self.prog._store.update({k: v.copy() for k, v in self.best["params"].items()})
+            restored = self.best["epoch"]
         self._save_outputs()
-        self.report("end", history=self.history)
+        self.report("end", history=self.history, restored=restored)
         return self.history
 
     def _epoch(self, train: data.Dataset, lr: float, epochs: int, per_epoch: int) -> dict[str, float]:
@@ -319,7 +326,7 @@ class Trainer:
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             write_history(self.out_dir / "history.csv", meta["history"])
-            checkpoint.save(self.out_dir / "params.npz", store, {"kind": "params"})
+            params.save(self.out_dir / "params.npz", store, self._fingerprint(store))
         self._last_save = time.perf_counter()
 
     def _restore(self, path: str | Path) -> None:
