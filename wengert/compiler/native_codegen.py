@@ -49,17 +49,17 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _maximum(a, b):  # np.maximum: NaN wins
     return a if a >= b or a != a else b
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _minimum(a, b):
     return a if a <= b or a != a else b
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _tanh64(x):
     """tanh within 5 ulp, as arithmetic LLVM can vectorize (libm's tanh is a call per element, 6x
     slower than NumPy's SIMD loop): sign(x) * e / (e + 2) with e = expm1(2|x|), expm1 by range
@@ -79,12 +79,12 @@ def _tanh64(x):
     return t if x == x else x
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _tanh32(x):
     return np.float32(_tanh64(np.float64(x)))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _scale(g, d):  # ops.scale: g * d, but 0 where g is 0 and d is not finite
     return g * d if g != 0 or np.isfinite(d) else g - g
 '''
@@ -373,6 +373,8 @@ def _compile_now(fn: Any, metas: list) -> None:
 
     from numba import typeof
     from numba.core.errors import NumbaPerformanceWarning
+    if fn.signatures:  # a module already loaded in this process (an equal step of another program)
+        return
     with warnings.catch_warnings():  # np.dot on a strided view is correct, only slower
         warnings.simplefilter("ignore", NumbaPerformanceWarning)
         fn.compile(tuple(typeof(np.zeros(m.shape, m.dtype)) for m in metas))
@@ -449,9 +451,30 @@ def _glue(graph: Graph, order: list[int], rep: dict[int, int], parts: list[Kerne
     params = ", ".join(["ctx"] + [f"a{k}" for k in range(len(roots))])
     glue = f"def step({params}):\n{body}\n    return ({values},), ({grads},)\n"
     exec(compile(glue, "<wengert native plan>", "exec"), ns)  # noqa: S102 - our own generated code
-    return Plan(ns["step"], roots, glue + "\n# ---- native segments\n" + source,
+    plan = Plan(ns["step"], roots, glue + "\n# ---- native segments\n" + source,
                 any(nodes[k.node].effect for k in parts if isinstance(k, Kernel)),
                 bool(guards_checked) or any(seg.guards for seg in segments), buffers=buffers, level="native")
+    if len(parts) == 1 and not guards_checked:  # one native call: other native code may call it (epochs.py)
+        seg = parts[0]
+        root_index = {n: k for k, n in enumerate(m for m in order if nodes[m].op == "root")}
+        at = {n: k + 1 for k, n in enumerate(seg.returns)}  # position in the segment's result
+        if all(rep[n] in at for n in value_nodes) and all(g is None or rep[g] in at for g in grad_nodes):
+            plan.native = NativeStep(seg.fn, source, [("root", root_index[a]) if nodes[a].op == "root"
+                                                      else ("const", ns[name[a]]) for a in seg.reads],
+                                     [at[rep[n]] for n in value_nodes],
+                                     [None if g is None else at[rep[g]] for g in grad_nodes])
+    return plan
+
+
+@attrs.define
+class NativeStep:
+    """A plan that is a single segment call, for code that calls it natively (a whole epoch)."""
+
+    fn: Any  # the numba dispatcher
+    source: str  # the module defining it (`segment0`)
+    args: list[tuple[str, Any]]  # ("root", index into plan.roots) or ("const", array), in call order
+    values: list[int]  # where each requested value is in the result tuple (0 is the guard status)
+    grads: list[int | None]  # where each gradient is (None: no gradient, zeros)
 
 
 def contiguous(x: Any) -> np.ndarray:

@@ -119,6 +119,7 @@ class Plan:
     buffers: list[tuple[str, tuple[int, ...], np.dtype]] = attrs.Factory(list)  # not allocated yet
     level: str = "numpy"  # the renderer that wrote it: "numpy" or "native"
     fallback: str | None = None  # why a native plan became a NumPy one
+    native: Any = None  # native_codegen.NativeStep when the whole step is one native call
 
     def run(self, ctx: Context | None, *roots: Any) -> tuple[tuple, tuple]:
         """One replay. Buffers are allocated by the first, after compiling has freed its values."""

@@ -158,13 +158,18 @@ class PlanCache:
                     plans.insert(0, plans.pop(k))
                 return result
         self.stats["traced"] += 1
+        rng = prog._rng if prog.replay_seed is None else None
+        drawn_from = rng.bit_generator.state if level == "native" and rng is not None else None
         evaluation, outs = prog._evaluate(names, fed if fed is not None else inputs, record=True, active=wrt,
                                           training=training)
         values = {n: ops.primal(v) for n, v in zip(names, outs)}
         prog._require_scalar(of, values[of])
         if key is not None and key not in self.refused and len(self.plans.get(key, ())) < MAX_PLANS:
             shape = _structure(evaluation)
-            if shape in self.seen.setdefault(key, set()):
+            # native code is compiled at the first trace and runs this step too: every step of a run, the
+            # first after a resume included, then computes with the same code (NumPy plans are
+            # bit-identical to the interpreter, so they wait until a structure repeats)
+            if level == "native" or shape in self.seen.setdefault(key, set()):
                 try:
                     plan, _, adjoints = compile_step(evaluation, names, of, wrt, level)
                 except Exception:  # noqa: BLE001 - NotCompilable, or a rule that cannot be traced: interpret
@@ -174,6 +179,17 @@ class PlanCache:
                     self.plans.setdefault(key, []).insert(0, plan)
                     self.stats["compiled"] += 1
                     self.stats[plan.level] = self.stats.get(plan.level, 0) + 1
+                    if plan.level == "native":
+                        drawn_to = rng.bit_generator.state if drawn_from is not None else None
+                        if drawn_from is not None:
+                            rng.bit_generator.state = drawn_from  # draw this step's numbers again
+                        result = self._replay(plan, fed, names, wrt, training, resident)
+                        if result is not None:
+                            return result
+                        self.plans[key].remove(plan)  # it cannot run this very step: keep interpreting
+                        self.refused.add(key)
+                        if drawn_to is not None:
+                            rng.bit_generator.state = drawn_to
                     return values, self._grads(wrt, [adjoints[n] for n in wrt], fed)
             else:
                 self.seen[key].add(shape)
@@ -182,6 +198,17 @@ class PlanCache:
         release_unneeded(trace, output)
         prog._backward(trace, output)
         return values, {n: prog._adjoint(evaluation, n, inputs) for n in wrt}
+
+    def native_plan(self, of: str, wrt: list[str], inputs: dict[str, Any], also: list[str], training: bool,
+                    level: str) -> Plan | None:
+        """The plan of this request if it is the key's only plan and a single native call (epochs.py)."""
+        names = [of] + [n for n in also if n != of]
+        fed = self._fed(inputs)
+        if fed is None:
+            return None
+        key = (level, tuple(names), tuple(wrt), training, tuple((n, v.shape, v.dtype.char) for n, v in fed.items()))
+        plans = self.plans.get(key, ())
+        return plans[0] if len(plans) == 1 and plans[0].native is not None and plans[0].replays else None
 
     def _replay(self, plan: Plan, fed: dict[str, np.ndarray], names: list[str], wrt: list[str], training: bool,
                 resident: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:

@@ -13,10 +13,12 @@ import numpy as np
 
 from ..diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from ..runtime import anomaly
+from ..runtime.types import NUMPY_DTYPE
 from . import checkpoint, data, engines, optim, params
 
 EVAL_CHUNK = 4096  # rows per evaluation when measuring loss and metrics on a whole data set
 SAVE_EVERY = 1.0  # seconds: short epochs are checkpointed at most this often (and always at the end)
+FUSED_CHUNK = 512  # steps per native call of a fused epoch (progress is reported between calls)
 
 
 def early_stopping(best: dict[str, Any], loss: float, snapshot: Callable[[], dict[str, Any]], /,
@@ -110,6 +112,8 @@ class Trainer:
         self.best: dict[str, Any] = {"loss": math.inf, "wait": 0, "params": None, "epoch": -1}
         self._snapshot: tuple | None = None  # the state after the last complete epoch
         self._fingerprint_value: str | None = None
+        self._runners: dict[int, Any] = {}  # batch size -> fused-epoch runner (None: not possible)
+        self._fused_columns: dict[int, dict[str, np.ndarray]] = {}  # data set -> inputs as the step reads them
         self._last_save = -math.inf
         self._at = ""  # where the loop is, for an anomaly's note ("step 3 of epoch 2")
 
@@ -197,10 +201,24 @@ class Trainer:
         sums: dict[str, float] = {}
         seen = 0
         start = time.perf_counter()
-        for k, index in enumerate(self.batches(len(train))):
+        batches = self.batches(len(train))
+        keys = [s.minimize] + self.hidden_metrics
+        k = 0
+        while k < len(batches):
             if s.steps is not None and self.optimizer.step_count >= s.steps:
                 break
-            batch = self._columns(train, index)
+            fused = self._fused_steps(train, batches, k, lr)
+            if fused is not None:  # several steps in one native call: the same numbers, summed in the same order
+                values, count = fused
+                for row in values:
+                    for key, value in zip(keys, row):
+                        sums[key] = sums.get(key, 0.0) + float(value) * count
+                seen += count * len(values)
+                k += len(values)
+                if len(values):
+                    self._report_step(k, epochs, per_epoch, sums, seen, float(values[-1][0]), start)
+                    continue
+            batch = self._columns(train, batches[k])
             count = len(next(iter(batch.values()))) if batch else 0
             self._at = f"step {k + 1} of epoch {self.epoch + 1} (optimizer step {self.optimizer.step_count + 1})"
             values, grads = prog.value_and_grad(s.minimize, self.param_names, batch, resident=True,
@@ -215,15 +233,70 @@ class Trainer:
                 self._check_params(grads, lr)
             for name in prog.module.updates:
                 prog._assign(name, values[f"update:{name}"])
-            seen_values = {key: float(np.asarray(values[key])) for key in [s.minimize] + self.hidden_metrics}
+            seen_values = {key: float(np.asarray(values[key])) for key in keys}
             for key, value in seen_values.items():  # the only copies back from a device during a step
                 sums[key] = sums.get(key, 0.0) + value * count
             seen += count
-            elapsed = time.perf_counter() - start
-            self.report("step", epoch=self.epoch, epochs=epochs, step=k + 1, steps=per_epoch,
-                        loss=sums[s.minimize] / max(seen, 1), batch_loss=seen_values[s.minimize],
-                        examples_per_s=seen / max(elapsed, 1e-9))
+            k += 1
+            self._report_step(k, epochs, per_epoch, sums, seen, seen_values[s.minimize], start)
         return self._row(sums, seen, lr, start)
+
+    def _report_step(self, k: int, epochs: int, per_epoch: int, sums: dict[str, float], seen: int,
+                     batch_loss: float, start: float) -> None:
+        elapsed = time.perf_counter() - start
+        self.report("step", epoch=self.epoch, epochs=epochs, step=k, steps=per_epoch,
+                    loss=sums[self.settings.minimize] / max(seen, 1), batch_loss=batch_loss,
+                    examples_per_s=seen / max(elapsed, 1e-9))
+
+    # ---------------------------------------------------------------- fused native steps
+    def _fused_steps(self, train: data.Dataset, batches: list, k: int, lr: float) -> tuple[np.ndarray, int] | None:
+        """Up to FUSED_CHUNK steps from batch k as one native loop (compiler/epochs.py), when the
+        step needs no Python: (each step's loss and metrics, rows per step), or None."""
+        size = _rows(batches[k])
+        runner = self._runner(train, batches[k], size)
+        if runner is None:
+            return None
+        end = k
+        while end < len(batches) and end - k < FUSED_CHUNK and _rows(batches[end]) == size:
+            end += 1
+        if self.settings.steps is not None:
+            end = min(end, k + self.settings.steps - self.optimizer.step_count)
+        idx = np.stack([np.arange(b.start, b.stop) if isinstance(b, slice) else np.asarray(b, np.int64)
+                        for b in batches[k:end]]).astype(np.int64, copy=False)
+        done, values = runner.run(idx, lr, self.optimizer.step_count, self._fused_columns[id(train)],
+                                  self.prog._store, self.optimizer.slots)
+        self.optimizer.step_count += done
+        return values[:done], size
+
+    def _runner(self, train: data.Dataset, first: Any, size: int):
+        """The fused-epoch runner for batches of `size` rows (built once the step is compiled), or None."""
+        from ..compiler import epochs, updates
+        from ..compiler.plan import compile_level
+        prog, s = self.prog, self.settings
+        if size in self._runners:
+            return self._runners[size]
+        if prog.device != "cpu" or prog.detect_anomaly or compile_level(prog.compile) != "native" \
+                or prog._plans is None or self.update_names or s.clip_norm or s.clip_value or s.gradient_noise \
+                or any(type(c) is not np.ndarray for c in train.columns.values()):
+            return None
+        plan = prog._plans.native_plan(s.minimize, self.param_names, self._columns(train, first),
+                                       self.hidden_metrics, True, "native")
+        if plan is None:
+            return None  # not compiled yet (or not one native call): try again at the next step
+        store = prog._store
+        codes = {n: updates.render(self.optimizer.name, self.optimizer.hyper, store[n].dtype) for n in self.param_names}
+        if any(code is None for code in codes.values()):
+            self._runners[size] = None
+            return None
+        for n in self.param_names:  # the loop reads flat C-order views (orthogonal init gives F order)
+            store[n] = np.ascontiguousarray(store[n])
+            self.optimizer.slots[n] = {k: np.ascontiguousarray(v) for k, v in self.optimizer.slots[n].items()}
+        metas = {n: (store[n].shape, store[n].dtype) for n in self.param_names}
+        self._fused_columns[id(train)] = {n: np.ascontiguousarray(c, dtype=NUMPY_DTYPE[prog.module.inputs[n].var.type.dtype])
+                                          for n, c in train.columns.items() if n in prog.module.inputs}
+        runner = epochs.build(plan.native, plan.roots, self.param_names, codes, metas, 1 + len(self.hidden_metrics))
+        self._runners[size] = runner
+        return runner
 
     def _row(self, sums: dict[str, float], seen: int, lr: float, start: float) -> dict[str, float]:
         """An epoch's history row from the summed loss and metrics (times examples) of its steps."""
@@ -358,3 +431,7 @@ def write_history(path: Path, history: list[dict[str, float]]) -> None:
         writer.writeheader()
         writer.writerows(history)
     tmp.replace(path)
+
+
+def _rows(batch: Any) -> int:
+    return batch.stop - batch.start if isinstance(batch, slice) else len(batch)

@@ -1,0 +1,85 @@
+"""Optimizer updates as native loop bodies: one loop per param updating the param and its slots
+in place (adam: p, m and v in one pass), for the fused training epoch (epochs.py).
+
+Each renderer mirrors its rule in wengert/train/optim.py operation for operation, in the same
+order and the same precision: a hyperparameter or a per-step factor (Python floats there, weak
+under NumPy's promotion) is cast to the param's dtype before it meets an array element, and the
+per-step factors are computed in float64 from the same formulas (`b ** t` as C's pow), so a
+native epoch gives the bit-identical params of step-by-step training. An optimizer without a
+renderer here keeps its NumPy rule (the step stays native, the update runs in Python).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import numpy as np
+
+from .native_codegen import literal
+
+
+@attrs.frozen
+class UpdateCode:
+    slots: tuple[str, ...]  # slot names, in the order their arrays are passed
+    prologue: list[str]  # scalar statements once per step (t: the step count as a float, lr)
+    body: list[str]  # statements per element i (P, G, S_<slot>: flat views)
+
+
+Renderer = Callable[[dict[str, Any], np.dtype], "UpdateCode | None"]
+RENDERERS: dict[str, Renderer] = {}
+
+
+def renderer(name: str) -> Callable[[Renderer], Renderer]:
+    def register(fn: Renderer) -> Renderer:
+        RENDERERS[name] = fn
+        return fn
+    return register
+
+
+def render(name: str, hyper: dict[str, Any], dtype: np.dtype) -> UpdateCode | None:
+    """The native update of optimizer `name` for a param of `dtype`, or None (keep the NumPy rule)."""
+    fn = RENDERERS.get(name)
+    return None if fn is None or dtype.kind != "f" else fn(hyper, np.dtype(dtype))
+
+
+def _step_factor(expr: str, dtype: np.dtype) -> str:
+    """A per-step Python float, as the param's dtype when it meets an element."""
+    return expr if dtype == np.float64 else f"np.float32({expr})"
+
+
+def _decayed(h: dict[str, Any], dtype: np.dtype) -> str:
+    """torch's coupled weight decay, as optim._decayed: g + weight_decay * p."""
+    wd = h.get("weight_decay", 0.0)
+    return f"G[i] + {literal(wd, dtype)} * P[i]" if wd != 0 else "G[i]"
+
+
+@renderer("sgd")
+def _sgd(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
+    lit = lambda v: literal(v, dtype)  # noqa: E731
+    body = [f"g = {_decayed(h, dtype)}"]
+    slots: tuple[str, ...] = ()
+    if h["momentum"] != 0:
+        slots = ("momentum_buffer",)
+        body += [f"b = g if t == 1.0 else {lit(h['momentum'])} * S_momentum_buffer[i] + {lit(1 - h['dampening'])} * g",
+                 "S_momentum_buffer[i] = b",
+                 f"g = g + {lit(h['momentum'])} * b" if h["nesterov"] else "g = b"]
+    body.append("P[i] = P[i] - lr_ * g")
+    return UpdateCode(slots, [f"lr_ = {_step_factor('lr', dtype)}"], body)
+
+
+@renderer("adam")
+def _adam(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
+    lit = lambda v: literal(v, dtype)  # noqa: E731
+    b1, b2 = h["beta1"], h["beta2"]
+    prologue = [f"bc2 = {_step_factor(f'math.sqrt(1 - {b2!r} ** t)', dtype)}",
+                f"step_ = {_step_factor(f'lr / (1 - {b1!r} ** t)', dtype)}"]
+    body = [f"g = {_decayed(h, dtype)}",
+            f"m = {lit(b1)} * S_exp_avg[i] + {lit(1 - b1)} * g", "S_exp_avg[i] = m",
+            f"v = {lit(b2)} * S_exp_avg_sq[i] + {lit(1 - b2)} * g * g", "S_exp_avg_sq[i] = v"]
+    slots = ("exp_avg", "exp_avg_sq")
+    if h["amsgrad"]:
+        slots += ("max_exp_avg_sq",)
+        body += ["v = _maximum(S_max_exp_avg_sq[i], v)", "S_max_exp_avg_sq[i] = v"]
+    body += [f"denom = np.sqrt(v) / bc2 + {lit(h['eps'])}", "P[i] = P[i] - step_ * m / denom"]
+    return UpdateCode(slots, prologue, body)
