@@ -12,10 +12,9 @@ import attrs
 from ..diagnostics import Span
 from ..dsl import ast
 from ..dsl.builtins import BUILTINS, Builtin
-from ..dsl.highlight import DTYPES, WengertLexer
+from ..dsl.highlight import DTYPES, WengertLexer, static_calls
 from ..dsl.lower import KEYWORDS
-from ..dsl.statements import DATA_SOURCES, DATA_TRANSFORMS, EARLY_STOPPING, SCHEDULES, TRAIN_KEYS
-from ..train import optim
+from ..dsl.statements import TRAIN_KEYS
 from . import reference
 from .analysis import Analysis
 from .index import Index, Reference, Symbol
@@ -23,9 +22,6 @@ from .index import Index, Reference, Symbol
 KIND_WORDS = {"input": "input", "param": "param", "state": "state", "value": "value", "arg": "argument",
               "loop": "loop variable", "fn": "fn", "layer": "layer", "data": "data", "train": "train block",
               "import": "import", "builtin": "built-in"}
-# Keyword arguments of the calls that are not fns: data sources and transforms, optimizers, schedules
-STATIC_CALLS: dict[str, dict[str, Any]] = {**DATA_SOURCES, **DATA_TRANSFORMS, **SCHEDULES, **EARLY_STOPPING,
-                                           **optim.OPTIMIZERS}
 
 
 @attrs.frozen
@@ -218,7 +214,7 @@ def _arguments(ix: Index, name: str) -> list[tuple[str, str]]:
     target = ix.fns.get(name) or BUILTINS.get(name)
     if target is not None:
         return [(n, reference.signature(target)) for n in reference.arguments(target)]
-    table = STATIC_CALLS.get(name, {})
+    table = static_calls().get(name, {})
     return [(k, f"{name}(...)") for k in table if k.isidentifier()]
 
 
@@ -262,9 +258,9 @@ def _scan(text: str) -> Iterator[tuple[str, str, int]]:
 # ---------------------------------------------------------------- semantic tokens
 # LSP token types, and the lexer's token classes they stand for (the most specific first).
 TOKEN_TYPES = ("keyword", "type", "function", "class", "variable", "number", "string", "comment", "operator",
-               "label")
+               "label", "property")
 _TOKEN_OF = (("Token.Keyword.Type", "type"), ("Token.Keyword", "keyword"), ("Token.Name.Function", "function"),
-             ("Token.Name.Builtin", "function"), ("Token.Name.Class", "class"), ("Token.Name.Label", "label"),
+             ("Token.Name.Builtin", "function"), ("Token.Name.Class", "class"), ("Token.Name.Label", "label"), ("Token.Name.Attribute", "property"),
              ("Token.Name", "variable"), ("Token.Literal.Number", "number"), ("Token.Literal.String", "string"),
              ("Token.Comment", "comment"), ("Token.Operator", "operator"))
 
