@@ -323,8 +323,13 @@ class _Walker:
         if path is None or lw is None or path not in lw.params:
             self.expr(e.base, scopes) if path is None else None
             return
-        sym = self.param_symbol(path)
-        self.ref(e.span, sym, e)
+        self.ref(e.span, self.param_symbol(path), e)
+        head = e
+        while isinstance(head, ast.Attr):
+            head = head.base
+        owner = self.lookup(scopes, head.id)  # `h1` of `h1.W`: renaming h1 renames its params
+        if owner is not None and owner.kind == "value":
+            self.ref(head.span, owner, head)
 
     def instance_types(self, layer: str, name: str) -> list[str]:
         """The types of a layer's param `name` in each call of the layer."""
