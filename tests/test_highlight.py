@@ -24,7 +24,10 @@ def tokens(text: str) -> list[tuple[object, str]]:
 
 def test_the_token_classes_of_a_model():
     lines = (ROOT / "models" / "moons.dl").read_text().split("\n")
-    first = lambda prefix: next(line for line in lines if line.startswith(prefix))  # noqa: E731
+
+    def first(prefix: str) -> str:
+        return next(line for line in lines if line.startswith(prefix))
+
     P = Punctuation
     assert tokens(first("input x")) == [(Keyword.Declaration, "input"), (Name, "x"), (P, ":"), (Keyword.Type, "f64"),
                                         (P, "["), (Name, "batch"), (P, ","), (Number.Integer, "2"), (P, "]")]
@@ -35,7 +38,7 @@ def test_the_token_classes_of_a_model():
         (Name.Attribute, "std"), (Operator, "="), (Number.Integer, "1"), (P, ")")]
     assert [t for t, _ in tokens(first("z1"))] == [Name, Operator, Name, Operator, Name, Operator, Name]
     assert tokens(first("reg_lambda")) == [(Name, "reg_lambda"), (Operator, "="), (Number.Float, "0.01")]
-    data = dict((v, t) for t, v in tokens(first("data (train")))
+    data = {v: t for t, v in tokens(first("data (train"))}
     assert data["data"] == Keyword.Declaration and data["train"] is Name and data["moons"] == Name.Builtin
     assert data["examples"] == Name.Attribute and data["|>"] == Operator
     block = tokens("\n".join(lines[lines.index(first("train {")):]))
@@ -44,7 +47,7 @@ def test_the_token_classes_of_a_model():
     assert (Keyword.Constant, "true") in block and (Name.Builtin, "accuracy") in block
     assert tokens('# a comment\nimport "lib.dl"') == [(Comment.Single, "# a comment"),
                                                      (Keyword.Declaration, "import"), (String.Double, '"lib.dl"')]
-    layer = dict((v, t) for t, v in tokens("layer Block(x, units) { h = Dense(x, units); return relu(h) }"))
+    layer = {v: t for t, v in tokens("layer Block(x, units) { h = Dense(x, units); return relu(h) }")}
     assert layer["Block"] == Name.Function and layer["Dense"] == Name.Class and layer["relu"] == Name.Builtin
     assert layer["return"] == Keyword.Declaration
 

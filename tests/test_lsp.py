@@ -7,14 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("pygls")
 
-from lsp_client import Client  # noqa: E402
+from lsp_client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,6 +113,19 @@ def test_an_editor_session(tmp_path):
         labels = {i["label"]: i for i in items["result"]["items"]}
         assert "softmax" in labels and "softplus" in labels and "sq" not in labels
         assert labels["softmax"]["detail"].startswith("softmax(")
+        (d,) = c.diagnostics(uri)  # `sof` is not a name (yet)
+        assert d["message"].startswith("undefined name `sof`") and d["range"]["start"] == pos(9, 4)
+
+        # typing on: three changes in quick succession are checked once, at the last version
+        for version, (first, last, text) in enumerate([(7, 7, "tmax("), (12, 12, "z"), (13, 13, ")")], start=4):
+            c.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version}, "contentChanges": [
+                {"range": {"start": pos(9, first), "end": pos(9, last)}, "text": text}]})
+        n = c.wait_for(lambda n: n.get("method") == "textDocument/publishDiagnostics")
+        assert n["params"]["version"] == 6 and n["params"]["diagnostics"] == []
+        with pytest.raises(TimeoutError):
+            c.wait_for(lambda n: n.get("method") == "textDocument/publishDiagnostics", timeout=1)
+        hover = c.request("textDocument/hover", {"textDocument": doc(uri), "position": pos(9, 0)})["result"]
+        assert "q: f32[batch, 16]" in hover["contents"]["value"]
 
         # document symbols
         symbols = c.request("textDocument/documentSymbol", {"textDocument": doc(uri)})["result"]

@@ -163,6 +163,7 @@ def test_semantic_tokens_are_the_highlighters_classes():
 def test_a_failing_handler_answers_with_an_error_and_the_session_goes_on(files, monkeypatch):
     pytest.importorskip("pygls")
     from lsp_client import Client
+
     from wengert.lsp import server as srv
 
     def broken(*args):

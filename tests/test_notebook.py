@@ -94,6 +94,9 @@ def test_the_docs_notebook_executes_in_a_kernel():
     streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "<td>input</td><td><code>x1</code></td><td><code>f64[]</code>" in html  # the Program
     assert "Wengert list: 8 entries" in html and "<th>adjoint</th>" in html and "0.447214" in html  # traces
-    assert "<svg" in svg and "sqrt" in svg  # the graph
+    if shutil.which("dot"):
+        assert "<svg" in svg and "sqrt" in svg  # the graph
+    else:  # without Graphviz the drawing shows its DOT text
+        assert "digraph" in "".join(o.get("data", {}).get("text/plain", "") for o in outputs)
     assert "<broken>:3:20: error: undefined name `x2`" in streams and "Traceback" not in streams
     assert "training history" in html  # the history table at the end of training

@@ -7,7 +7,6 @@ import importlib.util
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,6 +14,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 
 def summary(row: dict[str, Any], epochs: int) -> str:

@@ -5,13 +5,13 @@ server.py converts them from and to LSP's 0-based UTF-16 positions."""
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Iterator
 
 import attrs
 
 from ..diagnostics import Span
 from ..dsl import ast
-from ..dsl.builtins import BUILTINS, Builtin
+from ..dsl.builtins import BUILTINS
 from ..dsl.highlight import DTYPES, WengertLexer, static_calls
 from ..dsl.lower import KEYWORDS
 from ..dsl.statements import TRAIN_KEYS
@@ -158,7 +158,7 @@ class Outline:
     detail: str
     span: Span  # the whole definition
     selection: Span  # its name
-    children: tuple["Outline", ...] = ()
+    children: tuple[Outline, ...] = ()
 
 
 def outline(a: Analysis) -> list[Outline]:

@@ -18,6 +18,7 @@ import attrs
 from ..diagnostics import Span
 from ..dsl import ast
 from ..dsl.builtins import BUILTINS
+from ..dsl.lower import _dotted  # `h1.W` of an Attr, as the checker reads it
 from ..dsl.values import describe, is_dim
 from ..runtime.ir import ParamDecl, Var
 from ..runtime.types import DTYPES
@@ -391,15 +392,6 @@ def _walk_stmts(stmts) -> Iterator[Any]:
         yield st
         if isinstance(st, ast.For):
             yield from _walk_stmts(st.body.stmts)
-
-
-def _dotted(e: Any) -> str | None:
-    if isinstance(e, ast.Name):
-        return e.id
-    if isinstance(e, ast.Attr):
-        base = _dotted(e.base)
-        return f"{base}.{e.name}" if base is not None else None
-    return None
 
 
 def _clean(items: list[str | None]) -> list[str]:
