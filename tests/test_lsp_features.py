@@ -191,3 +191,24 @@ def test_a_failing_handler_answers_with_an_error_and_the_session_goes_on(files, 
     finally:
         c.writer.close()  # end of input: the server's loop ends
         thread.join(timeout=10)
+
+
+def test_every_models_file_answers_at_every_token():
+    """The book's programs: each top-level value hovers with the checker's own type, and hover,
+    definition and references answer (without an exception) at every token."""
+    from wengert.dsl.lower import check_file
+    root = Path(__file__).resolve().parent.parent / "models"
+    for path in sorted(root.rglob("*.dl")):
+        text = path.read_text()
+        a = analyse(str(path), text)
+        module = check_file(path)
+        for sym in a.index.symbols:
+            if sym.kind == "value" and sym.container is None and sym.name in module.values:
+                var = module.values[sym.name]
+                shown = f"{sym.name}: {var.type.dtype}[{', '.join(map(str, module.dims.resolve_shape(var.type.shape)))}]"
+                assert shown in features.hover(a, sym.span.line, sym.span.column), (path, sym.name)
+        for line, col, length, _ in features.semantic_tokens(text):
+            features.hover(a, line, col)
+            features.definition(a, line, col)
+            features.references(a, line, col)
+        assert features.outline(a), path

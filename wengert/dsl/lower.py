@@ -104,7 +104,7 @@ class Lowerer:
     def __init__(self, source: Source, reporter: Reporter | None = None, memory_limit: int | None = None,
                  recorder: Any = None):
         self.source = source
-        # Told of every expression lowered: `recorder.expr(lowerer, node, scope, value, params_made)`
+        # Told of every expression lowered: `recorder.expr(node, scope, value, params_made)`
         # (the language server's index of types and definitions, wengert/lsp/); None otherwise.
         self.recorder = recorder
         self.reporter = reporter or Reporter()
@@ -458,7 +458,7 @@ class Lowerer:
             return lower(e, scope, binding)
         made = len(self.params)
         value = lower(e, scope, binding)
-        self.recorder.expr(self, e, scope, value, list(self.params.values())[made:] if len(self.params) > made else [])
+        self.recorder.expr(e, scope, value, list(self.params.values())[made:] if len(self.params) > made else [])
         return value
 
     def tensor(self, v: Any, span: Span | None) -> Var:
@@ -643,13 +643,14 @@ def _deep_recursion(limit: int = 20000):
 
 def lower_source(source: Source, recorder: Any = None) -> Module:
     """Parse and check one program; raises DiagnosticError with every mistake found.
-    A `recorder` is told of the parsed module (`recorder.parsed(module)`) and of every
-    expression lowered (see `Lowerer`)."""
+    A `recorder` is told of the parsed module and its lowerer (`recorder.parsed(module, lowerer)`)
+    and of every expression lowered (see `Lowerer`)."""
     with _deep_recursion():
         module = parse(source)
+        lowerer = Lowerer(source, recorder=recorder)
         if recorder is not None:
-            recorder.parsed(module)
-        return Lowerer(source, recorder=recorder).lower_module(module)
+            recorder.parsed(module, lowerer)
+        return lowerer.lower_module(module)
 
 
 def check_file(path: str | Path) -> Module:

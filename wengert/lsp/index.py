@@ -37,11 +37,10 @@ class Recorder:
         self.maker: dict[str, ast.Call] = {}  # param name -> the innermost call that created it
         self._nodes: list[Any] = []  # keeps recorded nodes alive, so their ids stay unique
 
-    def parsed(self, module: ast.Module) -> None:
-        self.tree = module
+    def parsed(self, module: ast.Module, lowerer: Any) -> None:
+        self.tree, self.lowerer = module, lowerer
 
-    def expr(self, lowerer: Any, node: ast.Expr, scope: Any, value: Any, made: list[ParamDecl]) -> None:
-        self.lowerer = lowerer
+    def expr(self, node: ast.Expr, scope: Any, value: Any, made: list[ParamDecl]) -> None:
         seen = self.values[id(node)]
         if not seen:
             self._nodes.append(node)

@@ -71,6 +71,7 @@ def _bullets(path: Path = LANGUAGE_MD) -> tuple[tuple[str, str], ...]:
     return tuple((s, b) for s, b in out if b)
 
 
+@lru_cache(maxsize=None)
 def doc(name: str) -> str:
     """One line about `name` from docs/language.md, or ''."""
     bullets = sorted(_bullets(), key=lambda sb: sb[0] != "## 8.")  # the built-ins' section first
