@@ -127,10 +127,23 @@ def test_references_and_rename(files):
 def test_document_symbols(files):
     m = analyse(str(files / "model.dl"), MODEL)
     outline = {o.name: o for o in features.outline(m)}
-    assert [o.name for o in features.outline(m)] == ["x", "y", "s", "sq", "a", "b", "h1", "g", "blobs", "loss"]
+    assert [o.name for o in features.outline(m)] == ["x", "y", "s", "sq", "a", "b", "h1", "g", "blobs", "loss", "train"]
     assert outline["x"].detail == "f32[batch, 4]" and outline["sq"].detail == "sq(t)"
     assert [c.name for c in outline["sq"].children] == ["t", "u"]
     assert outline["blobs"].kind == "data"
+    assert [o.name for o in features.outline(analyse("t.dl", "input x: f32[n]\ntrain {\n  epochs = 1\n}\n"))] == \
+        ["x", "train"]  # an unnamed train block is there by its keyword; the dim n is not
+
+
+def test_symbolic_dims_hover_and_rename(files):
+    m = analyse(str(files / "model.dl"), MODEL)
+    text = features.hover(m, 2, 14)  # `batch` in `input y: f32[batch]`
+    assert "dim batch" in text and "`x: f32[batch, 4]`, `y: f32[batch]`" in text
+    assert [where(d) for d in features.definition(m, 2, 14)] == [("model.dl", 1, 14)]
+    edits = features.rename(m, 1, 14, "n")
+    assert sorted((s.line, s.column) for s, _ in edits) == [(1, 14), (2, 14)]
+    with pytest.raises(features.RenameError):
+        features.rename(m, 14, 1, "fit")  # the keyword of an unnamed train block
 
 
 def test_completion(files):

@@ -20,7 +20,7 @@ from .analysis import Analysis
 from .index import Index, Reference, Symbol
 
 KIND_WORDS = {"input": "input", "param": "param", "state": "state", "value": "value", "arg": "argument",
-              "loop": "loop variable", "fn": "fn", "layer": "layer", "data": "data", "train": "train block",
+              "loop": "loop variable", "dim": "symbolic dim", "fn": "fn", "layer": "layer", "data": "data", "train": "train block",
               "import": "import", "builtin": "built-in"}
 
 
@@ -68,6 +68,13 @@ def hover(a: Analysis, line: int, column: int) -> str | None:
         return "\n\n".join(lines)
     if sym.kind == "import":
         return _code(f'import "{sym.name}"')
+    if sym.kind == "dim":
+        users = [f"`{s.name}: {s.types[0]}`" for s in ix.symbols if s.kind == "input" and s.types
+                 and re.search(rf"[\[ ]{re.escape(sym.name)}[,\]]", s.types[0])]
+        return "\n\n".join([_code(f"dim {sym.name}"), f"symbolic dim: {sym.types[0]}"]
+                             + (["in " + ", ".join(users)] if users else []))
+    if sym.kind == "train" and sym.name == "train" and isinstance(sym.node, ast.TrainDef) and not sym.node.name:
+        return _code("train { ... }") + "\n\n" + "settings: " + ", ".join(e.name for e in sym.node.entries)
     types = ix.types_of(sym, node)
     where = f" (in `{sym.container}`)" if sym.container else ""
     body = "\n".join(f"{sym.name}: {t}" for t in types) if types else sym.name
@@ -140,7 +147,7 @@ def rename_target(a: Analysis, line: int, column: int) -> Symbol:
     found = a.index.at(line, column)
     sym = found.symbol if isinstance(found, Reference) else found
     if sym is None or sym.span is None or sym.span.source is not a.source or sym.kind == "import" \
-            or "." in sym.name:
+            or "." in sym.name or isinstance(sym.node, ast.TrainDef) and not sym.node.name:
         raise RenameError("only a name defined in this program can be renamed")
     return sym
 
@@ -163,7 +170,8 @@ class Outline:
 
 def outline(a: Analysis) -> list[Outline]:
     ix = a.index
-    tops = [s for s in ix.symbols if s.container is None and s.span is not None and s.span.source is a.source]
+    tops = [s for s in ix.symbols if s.container is None and s.span is not None and s.span.source is a.source
+            and s.kind != "dim"]
     out = []
     for s in tops:
         children = tuple(_outline(c, ix) for c in ix.symbols if c.container == s.name and c.span is not None

@@ -76,7 +76,7 @@ class Recorder:
 @attrs.define(eq=False)
 class Symbol:
     name: str
-    kind: str  # input param state value arg loop fn layer data train import builtin
+    kind: str  # input param state value arg loop dim fn layer data train import builtin
     span: Span | None  # the name where it is defined (None for a built-in)
     stmt: Span | None = None  # the whole definition
     container: str | None = None  # the fn or layer it is local to
@@ -182,6 +182,7 @@ class _Walker:
         self.ix = index
         self.rec = index.recorder
         self.module_scope: dict[str, Symbol] = {}
+        self.dims: dict[str, Symbol] = {}  # symbolic dims by name (one namespace for the program)
 
     def define(self, scope: dict[str, Symbol], sym: Symbol) -> Symbol:
         self.ix.symbols.append(sym)
@@ -213,6 +214,8 @@ class _Walker:
                     self.define(scope, Symbol(name, "data", _name_span(s.span, name, True), s.span, node=s))
             elif isinstance(s, ast.TrainDef) and s.name:
                 self.define(scope, Symbol(s.name, "train", _name_span(s.span, s.name, True), s.span, node=s))
+            elif isinstance(s, ast.TrainDef):  # an unnamed train block: in the outline, under its keyword
+                self.ix.symbols.append(Symbol("train", "train", _keyword_span(s.span), s.span, node=s))
             elif isinstance(s, ast.Import):
                 self.ix.symbols.append(Symbol(s.path, "import", s.span, s.span, node=s))
         for s in tree.stmts:
@@ -292,8 +295,22 @@ class _Walker:
         elif t.dtype.id not in DTYPES:
             self.ref(t.dtype.span, self.lookup(scopes, t.dtype.id), t.dtype)
         for d in t.dims or ():
-            if not (isinstance(d, ast.Name) and self.lookup(scopes, d.id) is None):
+            if isinstance(d, ast.Name) and self.lookup(scopes, d.id) is None:
+                self.dim(d)
+            else:
                 self.expr(d, scopes)
+
+    def dim(self, d: ast.Name) -> None:
+        """A symbolic dim (`batch`): defined where it first appears, referenced where else."""
+        sym = self.dims.get(d.id)
+        if sym is None:
+            lw = self.rec.lowerer
+            size = lw.dims.resolve(lw.dims.declare(d.id)) if lw is not None and d.id in lw.dims.parent else None
+            sym = self.dims[d.id] = Symbol(d.id, "dim", d.span, d.span, node=d, types=[
+                f"{size} (the checker bound it)" if isinstance(size, int) else "bound when the inputs are fed"])
+            self.ix.symbols.append(sym)
+        else:
+            self.ref(d.span, sym, None)
 
     # ---- expressions
     def expr(self, e: Any, scopes) -> None:
@@ -408,6 +425,11 @@ def _name_span(stmt: Span, name: str, keyword: bool) -> Span:
     if m is None:
         return stmt
     return Span(stmt.source, stmt.line, m.start() + 1, stmt.line, m.end() + 1)
+
+
+def _keyword_span(stmt: Span) -> Span:
+    m = re.compile(r"[A-Za-z_]\w*").match(stmt.source.line(stmt.line), stmt.column - 1)
+    return Span(stmt.source, stmt.line, stmt.column, stmt.line, m.end() + 1 if m else stmt.column + 1)
 
 
 def _inside(span: Span, line: int, column: int) -> bool:
