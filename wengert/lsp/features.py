@@ -95,11 +95,8 @@ def _shown_path(span: Span) -> str:
 # ---------------------------------------------------------------- definitions, references, rename
 def definition(a: Analysis, line: int, column: int) -> list[Location]:
     found = a.index.at(line, column)
-    if isinstance(found, Symbol) and found.kind == "import" or isinstance(found, Reference) and \
-            found.symbol.kind == "import":
-        return []  # handled by the server: the imported file
     sym = found.symbol if isinstance(found, Reference) else found
-    if sym is None or sym.span is None:
+    if sym is None or sym.span is None or sym.kind == "import":  # an import: see import_target
         return []
     return [Location(sym.span)] + [Location(s) for s in sym.also]
 
@@ -240,27 +237,25 @@ def context(text: str, line: int, column: int) -> Context:
     prefix = re.search(r"[A-Za-z_][A-Za-z0-9_]*\Z", before)
     prefix_text = prefix.group(0) if prefix else ""
     stack: list[tuple[str, str | None]] = []  # open brackets, with the name before a `(` or a `train {`
-    for kind, value, start in _scan(before):
-        if value in "([{":
-            head = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*\Z", before[:start])
-            word = head.group(1) if head else None
-            if value == "{" and re.search(r"(^|\n)\s*train(\s+[A-Za-z_]\w*)?\s*\Z", before[:start]):
-                word = "train"
-            stack.append((value, word))
-        elif value in ")]}" and stack:
+    for start, bracket in _brackets(before):
+        if bracket in "([{":
+            head = before[max(0, start - 200):start]  # what stands before the bracket
+            word = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*\Z", head)
+            train = bracket == "{" and re.search(r"(^|\n)\s*train(\s+[A-Za-z_]\w*)?\s*\Z", head)
+            stack.append((bracket, "train" if train else word.group(1) if word else None))
+        elif stack:
             stack.pop()
-    call = next((w for b, w in reversed(stack) if b == "("), None) if stack and stack[-1][0] == "(" else None
+    call = stack[-1][1] if stack and stack[-1][0] == "(" else None
     in_train = bool(stack) and stack[-1] == ("{", "train")
     start_of_entry = re.search(r"(^|[\n;{])\s*[A-Za-z_]*\Z", before) is not None
     return Context(prefix_text, call, in_train and start_of_entry)
 
 
-def _scan(text: str) -> Iterator[tuple[str, str, int]]:
-    """Brackets outside strings and comments, with their offsets."""
+def _brackets(text: str) -> Iterator[tuple[int, str]]:
+    """The brackets outside strings and comments, with their offsets."""
     for m in re.finditer(r'#[^\n]*|"([^"\\\n]|\\.)*"?|[()\[\]{}]', text):
-        if m.group(0)[0] in "#\"":
-            continue
-        yield "bracket", m.group(0), m.start()
+        if m.group(0)[0] not in "#\"":
+            yield m.start(), m.group(0)
 
 
 # ---------------------------------------------------------------- semantic tokens

@@ -84,11 +84,6 @@ class Symbol:
     node: Any = None  # the AST definition (FnDef, Import, ...)
     also: list[Span] = attrs.Factory(list)  # further definition sites (a layer param's declaration)
 
-    @property
-    def local(self) -> bool:
-        """Defined in the document itself (so it may be renamed)."""
-        return self.span is not None and self.kind not in ("builtin",)
-
 
 @attrs.define(eq=False)
 class Reference:
@@ -105,7 +100,6 @@ class Index:
         self.recorder = recorder
         self.symbols: list[Symbol] = []
         self.refs: list[Reference] = []
-        self.calls: list[ast.Call] = []  # every call in the document (hover shows what it made)
         self._external: dict[str, Symbol] = {}
         lw = recorder.lowerer
         self.fns: dict[str, Any] = {n: f.node for n, f in lw.scope.fns.items()} if lw is not None else {}
@@ -122,14 +116,6 @@ class Index:
             if s.span is not None and s.span.source is self.source and _inside(s.span, line, column):
                 return s
         return None
-
-    def call_at(self, line: int, column: int) -> ast.Call | None:
-        """The innermost call whose span holds a position."""
-        best = None
-        for c in self.calls:
-            if _inside(c.span, line, column) and (best is None or _size(c.span) <= _size(best.span)):
-                best = c
-        return best
 
     def references(self, symbol: Symbol) -> list[Reference]:
         return [r for r in self.refs if r.symbol is symbol]
@@ -321,7 +307,6 @@ class _Walker:
         elif isinstance(e, ast.Attr):
             self.attr(e, scopes)
         elif isinstance(e, ast.Call):
-            self.ix.calls.append(e) if e.span.source is self.ix.source else None
             if isinstance(e.func, ast.Name):
                 self.ref(e.func.span, self.lookup(scopes, e.func.id), e)
             else:
@@ -436,7 +421,3 @@ def _inside(span: Span, line: int, column: int) -> bool:
     if (line, column) < (span.line, span.column):
         return False
     return (line, column) < (span.end_line, span.end_column) or (line, column) == (span.end_line, span.end_column)
-
-
-def _size(span: Span) -> tuple[int, int]:
-    return span.end_line - span.line, span.end_column - span.column
