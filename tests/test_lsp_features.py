@@ -225,3 +225,27 @@ def test_every_models_file_answers_at_every_token():
             features.definition(a, line, col)
             features.references(a, line, col)
         assert features.outline(a), path
+
+
+def test_a_library_gets_the_mistakes_every_open_program_reveals(files, monkeypatch):
+    pytest.importorskip("pygls")
+    from lsprotocol import types as lsp
+    from wengert.lsp import server as srv
+
+    from pygls.workspace import Workspace
+    ls = srv.WengertServer()
+    ls.protocol._workspace = Workspace(files.as_uri())  # what `initialize` makes
+    sent: dict[str, list] = {}
+    monkeypatch.setattr(ls, "text_document_publish_diagnostics",
+                        lambda p: sent.__setitem__(p.uri, [d.message for d in p.diagnostics]))
+    lib, main = (files / "lib.dl").as_uri(), (files / "main.dl").as_uri()
+    other = (files / "other.dl").as_uri()
+    for uri, text in ((main, MAIN), (other, 'import "lib.dl"\ninput x: f32[3]\nq = double(x)\n')):
+        ls.workspace.put_text_document(lsp.TextDocumentItem(uri, "wengert", 1, text))
+    ls.publish(main)
+    assert sent[lib] == ["undefined name `undefined_thing`"] and len(sent[main]) == 2
+    ls.publish(other)  # other calls no broken fn: the library keeps main's finding
+    assert sent[other] == [] and sent[lib] == ["undefined name `undefined_thing`"]
+    ls.workspace.put_text_document(lsp.TextDocumentItem(main, "wengert", 2, MAIN.replace("v = broken(x)\n", "")))
+    ls.publish(main)  # fixed: nothing reveals it any more
+    assert sent[lib] == [] and len(sent[main]) == 2

@@ -58,18 +58,34 @@ class WengertServer(LanguageServer):
         return a
 
     def publish(self, uri: str) -> None:
+        """Check a document and publish the diagnostics of every file it has mistakes in (or had)."""
         self.timers.pop(uri, None)
         a = self.analysis(uri)
-        shown: set[str] = set()
-        for path, found in a.diagnostics.items():
-            target = uri if Path(path) == Path(a.source.path).absolute() else uris.from_fs_path(path)
-            self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
-                uri=target, diagnostics=[to_lsp_diagnostic(d, uri) for d in found],
-                version=a.version if target == uri else None))
-            shown.add(target)
-        for stale in self.published.get(uri, set()) - shown:  # an imported file's mistakes were fixed
-            self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=stale, diagnostics=[]))
-        self.published[uri] = shown
+        before = self.published.get(uri, set())
+        self.published[uri] = {self.target(uri, path) for path in a.diagnostics}
+        for target in sorted(before | self.published[uri]):
+            self.send(target)
+
+    def target(self, uri: str, path: str) -> str:
+        """The URI of a file a document's analysis has diagnostics for (the document's own URI for it)."""
+        return uri if Path(path) == Path(self.analyses[uri].source.path).absolute() else uris.from_fs_path(path)
+
+    def send(self, target: str) -> None:
+        """Publish a file's diagnostics: what the analyses of every open document say about it
+        (a library imported by two open programs gets the mistakes both calls reveal)."""
+        found: list[lsp.Diagnostic] = []
+        seen: set[tuple[str, str]] = set()
+        for uri in self.published:
+            for path, diagnostics in self.analyses[uri].diagnostics.items():
+                if self.target(uri, path) != target:
+                    continue
+                for d in diagnostics:
+                    if (d.location, d.message) not in seen:
+                        seen.add((d.location, d.message))
+                        found.append(to_lsp_diagnostic(d, uri))
+        own = self.analyses.get(target)
+        self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(
+            uri=target, diagnostics=found, version=own.version if own is not None else None))
 
     def publish_later(self, uri: str) -> None:
         old = self.timers.pop(uri, None)
@@ -148,10 +164,11 @@ def did_close(ls: WengertServer, params: lsp.DidCloseTextDocumentParams) -> None
     timer = ls.timers.pop(uri, None)
     if timer is not None:
         timer.cancel()
-    for target in ls.published.pop(uri, set()):
-        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=target, diagnostics=[]))
+    touched = ls.published.pop(uri, set())
     ls.analyses.pop(uri, None)
     ls.parsed.pop(uri, None)
+    for target in sorted(touched):  # what the other open documents still say about them
+        ls.send(target)
 
 
 # ---------------------------------------------------------------- requests
