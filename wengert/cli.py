@@ -537,5 +537,17 @@ def devices() -> None:
     click.echo("cpu: NumPy on the host (--device cpu, the default)")
 
 
+@main.command()
+@click.option("--stdio", is_flag=True, help="Talk over stdin/stdout (the default; editors often pass it).")
+def lsp(stdio: bool) -> None:
+    """A Language Server Protocol server for .dl files on stdin/stdout (diagnostics, hover with
+    types, definitions, references, rename, symbols, completion, semantic tokens)."""
+    try:
+        from .lsp.server import main as serve
+    except ImportError as e:
+        raise click.ClickException(f"`wengert lsp` needs pygls ({e}); pip install \"wengert[lsp]\"") from None
+    serve()
+
+
 if __name__ == "__main__":
     main()

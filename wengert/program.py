@@ -1,6 +1,7 @@
 """The Python API: load a program, run it, differentiate it, look at its trace."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -122,10 +123,13 @@ class Program:
         new = {n: self._assign(n, primal(v)) for n, v in zip(names, outs)}
         return {n: np.array(v) for n, v in new.items()}
 
-    def train(self, name: str | None = None, **overrides: Any) -> list[dict[str, float]]:
-        """Run a `train` block in place (the params change); returns the history, one dict per epoch."""
+    def train(self, name: str | None = None, progress: bool | None = None, **overrides: Any) -> list[dict[str, float]]:
+        """Run a `train` block in place (the params change); returns the history, one dict per epoch.
+        With `progress` (by default: in a Jupyter notebook) it is drawn as it goes (progress.py)."""
+        from .progress import ConsoleReport, in_notebook
         from .train.loop import Trainer
-        return Trainer(self, name, overrides).run()
+        show = in_notebook() if progress is None else progress
+        return Trainer(self, name, overrides, report=ConsoleReport() if show else None).run()
 
     def value_and_grad(self, of: str, wrt: list[str], inputs: dict[str, Any], also: list[str] = (),
                        training: bool = False, compile: bool | None = None,  # noqa: A002
@@ -171,6 +175,27 @@ class Program:
             self._require_scalar(of, primal(out))
             self._backward(evaluation.trace, evaluation.entry_of[self._var(of).id])
         return evaluation.trace
+
+    def graph(self, of: str, /, trace: bool = False, adjoints: bool = False, expand: bool = False,
+              **inputs: Any):
+        """The picture of `wengert graph` (the dataflow graph, or with `trace` the Wengert list; with
+        `adjoints` each node's adjoint) as a `Drawing`: Jupyter shows its SVG, `.save(path)` writes it."""
+        from .inspect.graph import Drawing, graph_dot
+        return Drawing(graph_dot(self, of, inputs, trace=trace, adjoints=adjoints, expand=expand))
+
+    def _repr_html_(self) -> str:  # Jupyter: the program's inputs, params and values with their types
+        m = self.module
+        rows = [("input", n, d.var.type) for n, d in m.inputs.items()]
+        rows += [(p.kind, n, p.type) for n, p in m.params.items()]
+        rows += [("value", n, v.type) for n, v in m.values.items()]
+        body = "".join(f"<tr><td>{k}</td><td><code>{html.escape(n)}</code></td>"
+                       f"<td><code>{html.escape(format_type(t.dtype, m.dims.resolve_shape(t.shape)))}</code></td></tr>"
+                       for k, n, t in rows)
+        return (f"<p><code>{html.escape(Path(m.path).name)}</code>: {len(m.inputs)} inputs, "
+                f"{sum(p.kind == 'param' for p in m.params.values())} params ({m.param_count:,} numbers), "
+                f"{len(m.values)} values; seed {self.seed}</p>"
+                f'<table class="wengert-program"><thead><tr><th>kind</th><th>name</th><th>type</th></tr></thead>'
+                f"<tbody>{body}</tbody></table>")
 
     # ---------------------------------------------------------------- derivatives
     def grad(self, of: str, wrt: Iterable[str] | None = None, mode: str = "reverse", **inputs: Any

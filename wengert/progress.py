@@ -1,6 +1,9 @@
-"""Training progress on the terminal: a live bar per epoch and one summary line per epoch (rich)."""
+"""Training progress: a live bar per epoch and one summary line per epoch (rich). On a terminal the
+bar is drawn in place; in a Jupyter notebook rich draws it in an output widget (with ipywidgets
+installed) and the history is shown as a table at the end."""
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from rich.console import Console
@@ -11,6 +14,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 
 def summary(row: dict[str, Any], epochs: int) -> str:
@@ -45,7 +49,7 @@ class ConsoleReport:
 
     def on_step(self, epoch: int, epochs: int, step: int, steps: int, loss: float, examples_per_s: float,
                 **_: Any) -> None:
-        if not self.console.is_terminal:
+        if not (self.console.is_terminal or self.console.is_jupyter and live_in_notebook()):
             return  # a log file or a pipe gets the epoch lines only
         if self.progress is None:
             self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
@@ -96,6 +100,30 @@ class ConsoleReport:
         final = [f"{k} {last[k]:.4f}" for k in shown]
         where = f" (epoch {int(last['epoch'])}, restored)" if restored is not None and restored != len(history) - 1 else ""
         self.console.print("final: " + "  ".join(final) + where, soft_wrap=True)
+        if self.console.is_jupyter:
+            self.console.print(history_table(history))
+
+
+def history_table(history: list[dict[str, Any]]) -> Table:
+    """One row per epoch: every number the trainer recorded."""
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    table = Table(title="training history")
+    for k in keys:
+        table.add_column(k, justify="right")
+    for row in history:
+        table.add_row(*("" if k not in row else str(int(row[k])) if k == "epoch" else f"{row[k]:.4g}"
+                        for k in keys))
+    return table
+
+
+def in_notebook() -> bool:
+    """True in a Jupyter kernel (where rich renders to the notebook)."""
+    return Console().is_jupyter
+
+
+def live_in_notebook() -> bool:
+    """rich draws a live bar in a notebook only through ipywidgets (it warns on each refresh without)."""
+    return importlib.util.find_spec("ipywidgets") is not None
 
 
 class RowsBar:

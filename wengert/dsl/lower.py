@@ -101,8 +101,12 @@ class LayerFrame:
 
 
 class Lowerer:
-    def __init__(self, source: Source, reporter: Reporter | None = None, memory_limit: int | None = None):
+    def __init__(self, source: Source, reporter: Reporter | None = None, memory_limit: int | None = None,
+                 recorder: Any = None):
         self.source = source
+        # Told of every expression lowered: `recorder.expr(node, scope, value, params_made)`
+        # (the language server's index of types and definitions, wengert/lsp/); None otherwise.
+        self.recorder = recorder
         self.reporter = reporter or Reporter()
         self.dims = DimEnv()
         self.b = Builder(self.reporter, self.dims)
@@ -449,7 +453,13 @@ class Lowerer:
 
     # ------------------------------------------------------------------ expressions
     def expr(self, e: ast.Expr, scope: Scope, binding: str | None = None) -> Any:
-        return getattr(self, "expr_" + type(e).__name__.lower())(e, scope, binding)
+        lower = getattr(self, "expr_" + type(e).__name__.lower())
+        if self.recorder is None:
+            return lower(e, scope, binding)
+        made = len(self.params)
+        value = lower(e, scope, binding)
+        self.recorder.expr(e, scope, value, list(self.params.values())[made:] if len(self.params) > made else [])
+        return value
 
     def tensor(self, v: Any, span: Span | None) -> Var:
         """A Var for a value; statics become (weakly typed) constants."""
@@ -631,11 +641,16 @@ def _deep_recursion(limit: int = 20000):
         sys.setrecursionlimit(old)
 
 
-def lower_source(source: Source) -> Module:
-    """Parse and check one program; raises DiagnosticError with every mistake found."""
+def lower_source(source: Source, recorder: Any = None) -> Module:
+    """Parse and check one program; raises DiagnosticError with every mistake found.
+    A `recorder` is told of the parsed module and its lowerer (`recorder.parsed(module, lowerer)`)
+    and of every expression lowered (see `Lowerer`)."""
     with _deep_recursion():
         module = parse(source)
-        return Lowerer(source).lower_module(module)
+        lowerer = Lowerer(source, recorder=recorder)
+        if recorder is not None:
+            recorder.parsed(module, lowerer)
+        return lowerer.lower_module(module)
 
 
 def check_file(path: str | Path) -> Module:

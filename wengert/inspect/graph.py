@@ -373,6 +373,32 @@ def render(dot_text: str, out: str | Path) -> Written:
     return Written(out)
 
 
+@attrs.define
+class Drawing:
+    """A picture of `wengert graph` as a Python value (`Program.graph`): Jupyter displays its SVG
+    (drawn by Graphviz on first use); without `dot`, its text is the DOT source and how to get it."""
+
+    dot: str
+    _svg: str | None = attrs.field(default=None, init=False, repr=False)
+
+    @property
+    def svg(self) -> str:
+        if self._svg is None:
+            self._svg = run_dot(self.dot, "svg").decode("utf-8")
+        return self._svg
+
+    def save(self, out: str | Path) -> Written:
+        return render(self.dot, out)
+
+    def _repr_svg_(self) -> str | None:
+        return self.svg if dot_binary() is not None else None
+
+    def __repr__(self) -> str:
+        if dot_binary() is None:
+            return f"{self.dot}\n# Graphviz's `dot` was not found, so this is the DOT text; {INSTALL_HINT}"
+        return f"<Drawing: {self.dot.count(' -> ')} edges; .svg, .save(path)>"
+
+
 def run_dot(dot_text: str, fmt: str = "svg", exe: str | None = None) -> bytes:
     exe = exe or dot_binary()
     if exe is None:

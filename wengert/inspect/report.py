@@ -18,6 +18,7 @@ import numpy as np
 
 from ..diagnostics import DiagnosticError
 from ..runtime.ops import primal
+from ..runtime.trace import cell
 from ..runtime.types import FLOATS
 from . import graph as graphs
 
@@ -78,8 +79,8 @@ def build_report(prog, of: str, inputs: dict[str, Any], expand: bool = False, co
               f"<title>{_e(Path(module.path).name)}: {_e(of)} — wengert report</title>\n"
               f"<style>{CSS}</style>\n</head>\n<body>")]
     parts.append(f"<h1>{_e(Path(module.path).name)}</h1>")
-    given = ", ".join(f"<code>{_e(k)}</code> = {_e(_cell(v))}" for k, v in inputs.items())
-    parts.append(f"<p class=\"meta\"><code>{_e(of)}</code> = <code>{_e(_cell(value))}</code>"
+    given = ", ".join(f"<code>{_e(k)}</code> = {_e(cell(v))}" for k, v in inputs.items())
+    parts.append(f"<p class=\"meta\"><code>{_e(of)}</code> = <code>{_e(cell(value))}</code>"
                  + (f" at {given}" if given else "") + "</p>")
     params = [n for n, p in module.params.items() if p.kind == "param"]
     parts.append(f"<p class=\"meta\">{len(trace)} entries in the Wengert list; "
@@ -95,7 +96,7 @@ def build_report(prog, of: str, inputs: dict[str, Any], expand: bool = False, co
     parts.append("<h2>Graph</h2>")
     parts.append(_picture(dot_text))
     parts.append("<h2>Wengert list</h2>")
-    parts.append(_trace_table(trace, out_index, adjoints, module.path))
+    parts.append(trace.to_html(out_index, adjoints=adjoints, tangents=False, link=module.path, limit=MAX_ROWS))
     if adjoints:
         parts.append(f"<h2>Gradients of {_e(of)}</h2>")
         parts.append(_gradients(prog, trace, of, inputs))
@@ -151,44 +152,6 @@ def inline_svg(svg: str) -> str:
     svg = re.sub(r"<!--.*?-->", "", svg, flags=re.DOTALL)
     svg = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg)
     return svg.strip()
-
-
-def _cell(v: Any, limit: int = 6) -> str:
-    """A value for a table cell: 6 significant digits; an array's first few elements."""
-    if v is None:
-        return "-"
-    a = np.asarray(primal(v))
-    if a.dtype == np.bool_:
-        text = [str(x).lower() for x in a.ravel()[:limit]]
-    elif a.dtype.kind == "f":
-        text = [f"{x:.6g}" for x in a.ravel()[:limit]]
-    else:
-        text = [str(x) for x in a.ravel()[:limit]]
-    if a.ndim == 0:
-        return text[0]
-    return "[" + ", ".join(text) + (f", … ({a.size} values)]" if a.size > limit else "]")
-
-
-def _trace_table(trace, out_index: int, adjoints: bool, path: str) -> str:
-    head = ["#", "op", "operands", "type", "line", "value"] + (["adjoint"] if adjoints else [])
-    rows = ["<table class=\"data trace\"><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
-            + "</tr></thead><tbody>"]
-    for e in trace.entries[:MAX_ROWS]:
-        label = e.op + (f" {e.name}" if e.name else "")
-        where = ""
-        if e.span is not None:
-            text = f"{e.span.line}:{e.span.column}"
-            where = f'<a href="#L{e.span.line}">{text}</a>' if e.span.source.path == path else _e(text)
-        cells = [f"v{e.index}", _e(label), _e(", ".join(f"v{i}" for i in e.operands)),
-                 _e(f"{e.dtype}[{','.join(map(str, e.shape))}]"), where, _e(_cell(e.primal))]
-        if adjoints:
-            cells.append(_e(_cell(e.adjoint)))
-        cls = ' class="out"' if e.index == out_index else ""
-        rows.append(f"<tr{cls}>" + "".join(f'<td class="code">{c}</td>' for c in cells) + "</tr>")
-    rows.append("</tbody></table>")
-    if len(trace) > MAX_ROWS:
-        rows.append(f'<p class="note">the first {MAX_ROWS} of {len(trace)} entries</p>')
-    return "".join(rows)
 
 
 def gradients(prog, trace, inputs: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -160,7 +160,6 @@ class Session:
 
     def _check_expression(self, expr: str):
         from ..dsl.lower import lower_source
-        from ..program import Program
         text = self.module.source_text
         if text and not text.endswith("\n"):
             text += "\n"
@@ -175,7 +174,8 @@ class Session:
             raise DiagnosticError([Diagnostic(Span(typed, 1, 1, 1, len(expr) + 1),
                                               "this is not a tensor (a function, dtype or range?); "
                                               "only tensor expressions can be evaluated")])
-        return Program(module, self.program.device, seed=self.program.seed)
+        # The session's own class: inspect works on the Program it is given (Program.graph uses it).
+        return type(self.program)(module, self.program.device, seed=self.program.seed)
 
     def _needing(self, fn: Callable[[], Any]) -> Any:
         """Run fn; an input that is needed but not set gets a hint on how to set it."""

@@ -1,6 +1,7 @@
 """The Wengert list: one entry per primitive evaluation, in the order it ran."""
 from __future__ import annotations
 
+import html
 from typing import Any, Iterator
 
 import attrs
@@ -70,6 +71,62 @@ class Trace:
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
+
+    def to_html(self, output: int | None = None, adjoints: bool | None = None, tangents: bool | None = None,
+                link: str | None = None, limit: int = 2000) -> str:
+        """The list as an HTML table (`wengert report`, Jupyter): index, op, operands, type, line,
+        value, and the adjoint/tangent columns (by default when some entry has one). The row of
+        `output` is marked; with `link`, lines of that file link to `#L<line>` anchors."""
+        adjoints = any(e.adjoint is not None for e in self.entries) if adjoints is None else adjoints
+        tangents = any(e.tangent is not None for e in self.entries) if tangents is None else tangents
+        head = ["#", "op", "operands", "type", "line", "value"] + (["tangent"] if tangents else []) \
+            + (["adjoint"] if adjoints else [])
+        rows = ['<table class="data trace"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
+                + "</tr></thead><tbody>"]
+        for e in self.entries[:limit]:
+            label = e.op + (f" {e.name}" if e.name else "")
+            where = ""
+            if e.span is not None:
+                text = f"{e.span.line}:{e.span.column}"
+                where = f'<a href="#L{e.span.line}">{text}</a>' if e.span.source.path == link else _e(text)
+            cells = [f"v{e.index}", _e(label), _e(", ".join(f"v{i}" for i in e.operands)),
+                     _e(f"{e.dtype}[{','.join(map(str, e.shape))}]"), where, _e(cell(e.primal))]
+            if tangents:
+                t = e.tangent
+                cells.append(_e(cell(t[0] if t is not None and np.ndim(primal(t)) > len(e.shape) else t)))
+            if adjoints:
+                cells.append(_e(cell(e.adjoint)))
+            mark = ' class="out"' if e.index == output else ""
+            rows.append(f"<tr{mark}>" + "".join(f'<td class="code">{c}</td>' for c in cells) + "</tr>")
+        rows.append("</tbody></table>")
+        if len(self) > limit:
+            rows.append(f'<p class="note">the first {limit} of {len(self)} entries</p>')
+        return "".join(rows)
+
+    def _repr_html_(self) -> str:  # Jupyter
+        outputs = ", ".join(f"<code>{_e(n)}</code> = v{i}" for n, i in self.outputs.items())
+        return (f"<p>Wengert list: {len(self)} entries" + (f"; {outputs}" if outputs else "") + "</p>"
+                + self.to_html(output=next(iter(self.outputs.values()), None)))
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def cell(v: Any, limit: int = 6) -> str:
+    """A value for a table cell: 6 significant digits; an array's first few elements."""
+    if v is None:
+        return "-"
+    a = np.asarray(primal(v))
+    if a.dtype == np.bool_:
+        text = [str(x).lower() for x in a.ravel()[:limit]]
+    elif a.dtype.kind == "f":
+        text = [f"{x:.6g}" for x in a.ravel()[:limit]]
+    else:
+        text = [str(x) for x in a.ravel()[:limit]]
+    if a.ndim == 0:
+        return text[0]
+    return "[" + ", ".join(text) + (f", … ({a.size} values)]" if a.size > limit else "]")
 
 
 def _short(v: Any) -> str:

@@ -1,0 +1,3 @@
+"""`wengert lsp`: the language server (docs/editors.md). analysis.py runs the checker on an
+editor's text, index.py resolves its names, reference.py has the built-ins' signatures and docs,
+features.py answers the requests, server.py is the protocol (pygls, the `lsp` extra)."""
