@@ -551,3 +551,26 @@ def lsp(stdio: bool) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.group()
+def cache() -> None:
+    """The cache of generated native code ($WENGERT_CACHE, else ~/.cache/wengert)."""
+
+
+@cache.command("info")
+def cache_info() -> None:
+    """Where the cache is and what it holds."""
+    from .compiler import cache as code_cache
+    info = code_cache.info()
+    sources = info["sources"]
+    click.echo(f"{info['directory']}: {sources} generated source{'s' if sources != 1 else ''}, "
+               f"{info['files']} files, {info['bytes'] / 1e6:.1f} MB")
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Remove every generated file (they are rebuilt when needed)."""
+    from .compiler import cache as code_cache
+    removed = code_cache.clear()
+    click.echo(f"removed {removed} file{'s' if removed != 1 else ''} from {code_cache.root()}")

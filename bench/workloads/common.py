@@ -20,7 +20,8 @@ import numpy as np
 
 Arrays = dict[str, np.ndarray]
 HERE = Path(__file__).parent
-FRAMEWORKS = ("wengert", "wengert-interp", "numpy", "torch", "jax", "autograd")
+FRAMEWORKS = ("wengert", "wengert-numpy", "wengert-interp", "numpy", "torch", "jax", "autograd")
+LEVELS = {"wengert-numpy": "numpy", "wengert-interp": "off"}  # wengert rows other than its default level
 
 
 def threads() -> int:
@@ -58,10 +59,10 @@ class Workload:
         return max(1, round(self.round_steps * scale * self.slow.get(framework, 1.0)))
 
     def runner(self, framework: str, setup: Setup, compile: bool | None = None) -> Runner:
-        """`compile`: wengert's compiled plans on/off (None: the Program's default);
-        "wengert-interp" is wengert with them off."""
+        """`compile`: wengert's compile level (None: the Program's default, native); the
+        "wengert-numpy" and "wengert-interp" rows run at the numpy and off levels."""
         if framework.startswith("wengert"):
-            on = False if framework == "wengert-interp" else compile
+            on = LEVELS.get(framework, compile)
             if on is not None:
                 set_compile(setup.prog, on)
             return self.runners.get("wengert", WengertTrainer)(setup)
@@ -119,8 +120,8 @@ def can_compile() -> bool:
     return isinstance(getattr(wengert.compile("input v: f64[2]\nloss = sum(v)\n"), "compile", None), bool)
 
 
-def set_compile(prog: Any, on: bool) -> None:
-    """Compiled plans on or off for every evaluation of `prog` (the CLI's --no-compile)."""
+def set_compile(prog: Any, on: bool | str) -> None:
+    """The compile level of every evaluation of `prog` (True/"native", "numpy", False/"off")."""
     if not can_compile():
         raise RuntimeError("this wengert has no `compile` switch (compiled plans)")
     prog.compile = on
@@ -314,7 +315,7 @@ def available(framework: str) -> bool:
     """Whether the framework's package imports (wengert and numpy always do)."""
     if framework in ("wengert", "numpy"):
         return True
-    if framework == "wengert-interp":
+    if framework in LEVELS:
         return can_compile()
     try:
         importlib.import_module(framework)

@@ -24,7 +24,7 @@ import numpy as np
 from . import cache
 from .fusion import Kernel, broadcast_index, fuse, scalar_literal
 from .graph import GuardFailed, Graph, NotCompilable
-from .numpy_codegen import VIEWS, Plan, Storage, emit_host
+from .numpy_codegen import Plan, Storage, emit_host
 
 # ---------------------------------------------------------------- scalar renderings per primitive
 SCALAR: dict[str, str] = {
@@ -488,9 +488,6 @@ def contiguous(x: Any) -> np.ndarray:
 def _arg(name: dict[int, str], nodes: list, n: int) -> str:
     """A segment argument: a C-contiguous array, as the segment was compiled for (NumPy scalars
     become 0-d arrays; a strided view from a host kernel or a fed input is copied)."""
-    node = nodes[n]
-    if node.op == "const":
-        return name[n]  # made contiguous when the plan was built
-    if node.op in VIEWS or node.op == "root" or not node.meta.array:  # params too: orthogonal init gives F order
-        return f"_contiguous({name[n]})"
-    return name[n]
+    # constants were made contiguous when the plan was built; anything else may be a view (host
+    # kernels and segments return views, params from an orthogonal init are in F order)
+    return name[n] if nodes[n].op == "const" else f"_contiguous({name[n]})"

@@ -120,6 +120,7 @@ class Plan:
     level: str = "numpy"  # the renderer that wrote it: "numpy" or "native"
     fallback: str | None = None  # why a native plan became a NumPy one
     native: Any = None  # native_codegen.NativeStep when the whole step is one native call
+    runners: dict = attrs.Factory(dict)  # fused-epoch runners built on this plan (compiler/epochs.py)
 
     def run(self, ctx: Context | None, *roots: Any) -> tuple[tuple, tuple]:
         """One replay. Buffers are allocated by the first, after compiling has freed its values."""

@@ -261,8 +261,11 @@ class Trainer:
             end += 1
         if self.settings.steps is not None:
             end = min(end, k + self.settings.steps - self.optimizer.step_count)
-        idx = np.stack([np.arange(b.start, b.stop) if isinstance(b, slice) else np.asarray(b, np.int64)
-                        for b in batches[k:end]]).astype(np.int64, copy=False)
+        chunk = batches[k:end]
+        if isinstance(chunk[0], slice):  # unshuffled: consecutive rows
+            idx = np.arange(chunk[0].start, chunk[0].start + size * len(chunk), dtype=np.int64).reshape(-1, size)
+        else:
+            idx = np.stack(chunk).astype(np.int64, copy=False)
         done, values = runner.run(idx, lr, self.optimizer.step_count, self._fused_columns[id(train)],
                                   self.prog._store, self.optimizer.slots)
         self.optimizer.step_count += done
@@ -271,6 +274,7 @@ class Trainer:
     def _runner(self, train: data.Dataset, first: Any, size: int):
         """The fused-epoch runner for batches of `size` rows (built once the step is compiled), or None."""
         from ..compiler import epochs, updates
+        from ..compiler.native_codegen import contiguous
         from ..compiler.plan import compile_level
         prog, s = self.prog, self.settings
         if size in self._runners:
@@ -289,14 +293,18 @@ class Trainer:
             self._runners[size] = None
             return None
         for n in self.param_names:  # the loop reads flat C-order views (orthogonal init gives F order)
-            store[n] = np.ascontiguousarray(store[n])
-            self.optimizer.slots[n] = {k: np.ascontiguousarray(v) for k, v in self.optimizer.slots[n].items()}
+            store[n] = contiguous(store[n])
+            self.optimizer.slots[n] = {k: contiguous(v) for k, v in self.optimizer.slots[n].items()}
         metas = {n: (store[n].shape, store[n].dtype) for n in self.param_names}
-        self._fused_columns[id(train)] = {n: np.ascontiguousarray(c, dtype=NUMPY_DTYPE[prog.module.inputs[n].var.type.dtype])
+        self._fused_columns[id(train)] = {n: contiguous(np.asarray(c, NUMPY_DTYPE[prog.module.inputs[n].var.type.dtype]))
                                           for n, c in train.columns.items() if n in prog.module.inputs}
-        runner = epochs.build(plan.native, plan.roots, self.param_names, codes, metas, 1 + len(self.hidden_metrics))
-        self._runners[size] = runner
-        return runner
+        key = (self.optimizer.name, tuple(sorted(self.optimizer.hyper.items())), tuple(self.param_names),
+               len(self.hidden_metrics))
+        if key not in plan.runners:  # built once per plan: later runs (a new Trainer) reuse it
+            plan.runners[key] = epochs.build(plan.native, plan.roots, self.param_names, codes, metas,
+                                             1 + len(self.hidden_metrics))
+        self._runners[size] = plan.runners[key]
+        return plan.runners[key]
 
     def _row(self, sums: dict[str, float], seen: int, lr: float, start: float) -> dict[str, float]:
         """An epoch's history row from the summed loss and metrics (times examples) of its steps."""
