@@ -16,6 +16,10 @@ def report(diagnostics: Iterable, stream=None) -> None:
         print(d.render(), file=stream)
 
 
+_strict_option = click.option("--strict", is_flag=True,
+                              help="Warnings (such as outer-broadcast) are errors (exit status 2).")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="wengert")
 def main() -> None:
@@ -25,13 +29,14 @@ def main() -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--ir", "show_ir", is_flag=True, help="Print the checked IR of each file.")
-def check(files: tuple[str, ...], show_ir: bool) -> None:
+@_strict_option
+def check(files: tuple[str, ...], show_ir: bool, strict: bool = False) -> None:
     """Parse and check FILES: one summary line each, or the diagnostics (exit status 2)."""
     from .dsl.lower import check_file
     failed = False
     for path in files:
         try:
-            module = check_file(path)
+            module = check_file(path, strict)
         except DiagnosticError as e:
             report(e.diagnostics)
             failed = True
@@ -46,7 +51,12 @@ def check(files: tuple[str, ...], show_ir: bool) -> None:
 def summary(module) -> str:
     def typ(v) -> str:
         return module.type_of(v).__str__()
-    inputs = ", ".join(f"{n}: {typ(d.var)}" for n, d in module.inputs.items()) or "none"
+
+    def declared(v) -> str:  # an input's dims as written; a symbol other code fixed shows its size: `n=4`
+        dims = [str(d) if not isinstance(module.dims.resolve(d), int) or module.dims.resolve(d) == d
+                else f"{d}={module.dims.resolve(d)}" for d in v.type.shape]
+        return f"{v.type.dtype}[{', '.join(dims)}]"
+    inputs = ", ".join(f"{n}: {declared(d.var)}" for n, d in module.inputs.items()) or "none"
     params = ", ".join(f"{n}: {typ(p.var)}" for n, p in module.params.items() if p.kind == "param") or "none"
     state = [f"{n}: {typ(p.var)}" for n, p in module.params.items() if p.kind == "state"]
     values = ", ".join(module.values) or "none"
@@ -73,10 +83,22 @@ def format_module(module) -> str:
 
 
 # ---------------------------------------------------------------- running programs
-def _program(file: str, device: str = "cpu", params: str | None = None):
-    """FILE checked and loaded (on `device`), with the params of `--params P.npz` when given."""
-    from .program import load
-    return _announce(load(file, device, params=params))
+def _program(file: str, device: str = "cpu", params: str | None = None, strict: bool = False):
+    """FILE checked (its warnings printed) and loaded (on `device`), with the params of
+    `--params P.npz` when given."""
+    from .program import Program
+    prog = Program(_checked(file, strict), device)
+    if params is not None:
+        prog.load_params(params)
+    return _announce(prog)
+
+
+def _checked(file: str, strict: bool = False):
+    """The checked module of FILE, its warnings printed on stderr."""
+    from .dsl.lower import check_file
+    module = check_file(file, strict)
+    report(d for d in module.notes if d.severity == "warning")
+    return module
 
 
 def _announce(prog):
@@ -147,11 +169,12 @@ def _compile_options(fn):
 @_params_option
 @_anomaly_option
 @_device_option
+@_strict_option
 @_guard
 def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: bool, params_path: str | None = None,
-        detect_anomaly: bool = False, device: str = "cpu") -> None:
+        detect_anomaly: bool = False, device: str = "cpu", strict: bool = False) -> None:
     """Evaluate named values of FILE."""
-    prog = _program(file, device, params_path)
+    prog = _program(file, device, params_path, strict)
     prog.detect_anomaly = detect_anomaly
     fed = parse_inputs(inputs)
     values = prog.run(names.split(","), **fed)
@@ -393,18 +416,18 @@ def report_command(file: str, of: str, inputs: tuple[str, ...], out: str, expand
               help="The Dask scheduler for downpour, such as tcp://host:8786 (default: a local cluster).")
 @_anomaly_option
 @_compile_options
+@_strict_option
 @_guard
 def train(file: str, name: str | None, epochs: int | None, batch: str | None, device: str, seed: int | None,
           out_dir: str | None, resume: bool, plot: bool, parallel: str | None = None, cluster: str | None = None,
-          detect_anomaly: bool = False, compile_steps: str = "native") -> None:
+          detect_anomaly: bool = False, compile_steps: str = "native", strict: bool = False) -> None:
     """Train FILE's train block, with a progress bar and one summary line per epoch."""
     from pathlib import Path
 
-    from .dsl.lower import check_file
     from .program import Program
     from .progress import ConsoleReport
     from .train.loop import Trainer
-    prog = _announce(Program(check_file(file), device, seed=seed))
+    prog = _announce(Program(_checked(file, strict), device, seed=seed))
     prog.detect_anomaly = detect_anomaly
     prog.compile = compile_steps
     overrides = {"epochs": epochs, "batch": _batch(batch), "parallel": _parallel(parallel), "cluster": cluster}

@@ -522,7 +522,13 @@ def _accuracy(lw, span, pred, y):
     p, t = lw.tensor(pred, span), lw.tensor(y, span)
     if p.type.is_error or t.type.is_error:
         return Var(ERROR_TYPE)
-    if p.type.rank >= 2:
+    if p.type.rank >= 2 and lw.dims.resolve(p.type.shape[-1]) == 1:
+        # one column is a binary prediction (Keras's binary_accuracy), not an argmax over one class
+        p = lw.b.emit("reshape", [p], {"shape": p.type.shape[:-1]}, span)
+        if t.type.rank == p.type.rank + 1 and lw.dims.resolve(t.type.shape[-1]) == 1:
+            t = lw.b.emit("reshape", [t], {"shape": t.type.shape[:-1]}, span)
+        pc, tc = _as_label(lw, p, span), _as_label(lw, t, span)
+    elif p.type.rank >= 2:
         pc = _argmax(lw, span, p, -1)
         tc = _argmax(lw, span, t, -1) if t.type.rank == p.type.rank else lw.b.cast(t, "i64", span)
     else:

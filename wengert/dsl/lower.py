@@ -102,11 +102,12 @@ class LayerFrame:
 
 class Lowerer:
     def __init__(self, source: Source, reporter: Reporter | None = None, memory_limit: int | None = None,
-                 recorder: Any = None):
+                 recorder: Any = None, strict: bool = False):
         self.source = source
         # Told of every expression lowered: `recorder.expr(node, scope, value, params_made)`
         # (the language server's index of types and definitions, wengert/lsp/); None otherwise.
         self.recorder = recorder
+        self.strict = strict  # warnings are errors (`--strict`, or `strict = true` in a train block)
         self.reporter = reporter or Reporter()
         self.dims = DimEnv()
         self.b = Builder(self.reporter, self.dims)
@@ -135,6 +136,8 @@ class Lowerer:
         self._collect_fns(module, self.scope, self.source)
         for stmt in module.stmts:
             self.stmt(stmt, self.scope, top=True)
+        if self.strict or any(t.config.get("strict") for t in self.trains.values()):
+            self.reporter.make_warnings_errors()
         self.reporter.raise_if_failed()
         main = Block(eqns=self.b.blocks[0].eqns)
         from ..runtime.passes import eliminate_dead_code
@@ -219,6 +222,7 @@ class Lowerer:
         var = Var(t or ERROR_TYPE, s.name)
         if self.bind(scope, s.name, var, s.span, "input"):
             self.inputs[s.name] = InputDecl(s.name, var, s.span)
+            self.b.input_names[var.id] = s.name
 
     def stmt_paramdecl(self, s: ast.ParamDecl, scope: Scope, top: bool) -> None:
         if not top and scope.kind != "layer":
@@ -641,17 +645,17 @@ def _deep_recursion(limit: int = 20000):
         sys.setrecursionlimit(old)
 
 
-def lower_source(source: Source, recorder: Any = None) -> Module:
-    """Parse and check one program; raises DiagnosticError with every mistake found.
-    A `recorder` is told of the parsed module and its lowerer (`recorder.parsed(module, lowerer)`)
-    and of every expression lowered (see `Lowerer`)."""
+def lower_source(source: Source, recorder: Any = None, strict: bool = False) -> Module:
+    """Parse and check one program; raises DiagnosticError with every mistake found (with
+    `strict`, warnings too). A `recorder` is told of the parsed module and its lowerer
+    (`recorder.parsed(module, lowerer)`) and of every expression lowered (see `Lowerer`)."""
     with _deep_recursion():
         module = parse(source)
-        lowerer = Lowerer(source, recorder=recorder)
+        lowerer = Lowerer(source, recorder=recorder, strict=strict)
         if recorder is not None:
             recorder.parsed(module, lowerer)
         return lowerer.lower_module(module)
 
 
-def check_file(path: str | Path) -> Module:
-    return lower_source(read_source(path))
+def check_file(path: str | Path, strict: bool = False) -> Module:
+    return lower_source(read_source(path), strict=strict)

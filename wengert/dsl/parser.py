@@ -239,6 +239,13 @@ class _ToAst(Transformer):
     def entry(self, meta, c):
         return ast.Keyword(str(c[0]), c[1], span=self._span(meta))
 
+    def entry_call(self, meta, c):
+        """`early_stopping(patience=3)` is `early_stopping = early_stopping(patience=3)`."""
+        span = self._span(meta)
+        args, kwargs = c[1] if c[1] is not None else ((), ())
+        name = str(c[0])
+        return ast.Keyword(name, ast.Call(ast.Name(name, span=span), args, kwargs, span=span), span=span)
+
     def import_stmt(self, meta, c):
         return ast.Import(_unquote(c[0]), span=self._span(meta))
 
