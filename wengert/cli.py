@@ -166,21 +166,45 @@ def _compile_options(fn):
 @click.option("--json", "as_json", is_flag=True, help="Print the values as JSON.")
 @click.option("--update", "update", is_flag=True, help="Then apply the program's `update` statements once "
                                                       "and print the new values.")
+@click.option("--steps", type=click.IntRange(1), default=1, show_default=True,
+              help="With --update: apply the updates this many times (a training loop written with "
+                   "`grad` and `update`), then print the values again.")
+@click.option("--data", "data_name", default=None, metavar="NAME",
+              help="Feed every row of the data set NAME (a `data` statement) as inputs; -i overrides.")
 @_params_option
 @_anomaly_option
 @_device_option
 @_strict_option
 @_guard
-def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: bool, params_path: str | None = None,
-        detect_anomaly: bool = False, device: str = "cpu", strict: bool = False) -> None:
+def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: bool, steps: int = 1,
+        data_name: str | None = None, params_path: str | None = None, detect_anomaly: bool = False,
+        device: str = "cpu", strict: bool = False) -> None:
     """Evaluate named values of FILE."""
     prog = _program(file, device, params_path, strict)
     prog.detect_anomaly = detect_anomaly
-    fed = parse_inputs(inputs)
-    values = prog.run(names.split(","), **fed)
+    fed = {**_data_inputs(prog, data_name), **parse_inputs(inputs)}
+    wanted = names.split(",")
+    values = prog.run(wanted, **fed)
     if update:
-        values.update({f"{k} (updated)" if not as_json else k: v for k, v in prog.apply_updates(fed).items()})
+        for _ in range(steps):
+            new = prog.apply_updates(fed)
+        values.update({f"{k} (updated)" if not as_json else k: v for k, v in new.items()})
+        if steps > 1:
+            values.update({f"{k} (after {steps} steps)": v for k, v in prog.run(wanted, **fed).items()})
     _show(values, as_json)
+
+
+def _data_inputs(prog, name: str | None) -> dict[str, Any]:
+    """Every row of a data set's columns that feed inputs of the program."""
+    if name is None:
+        return {}
+    from .train import data as data_module
+    if name not in prog.module.data:
+        from .diagnostics import did_you_mean
+        raise usage_error(f"--data {name}: no data set of that name" + did_you_mean(name, prog.module.data))
+    dataset = data_module.load(prog.module.data[name])[name]
+    rows = dataset.rows(slice(None))
+    return {k: v for k, v in rows.items() if k in prog.module.inputs}
 
 
 @main.command()

@@ -6,7 +6,8 @@ poisoned var (type ERROR) so that one mistake is reported once, not cascaded.
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -29,6 +30,7 @@ class Builder:
         self.layers: list[CallFrame] = []  # recorded on each Eqn as `layer` (pictures group by it)
         self._fn_calls = 0
         self.input_names: dict[int, str] = {}  # Var.id -> name, for hints that name an `input` line
+        self._quiet = 0  # > 0 while emitting equations the user did not write (a `grad`): no warnings
 
     def enter_call(self, callee: str, kind: str, instance: str, definition: Span | None, site: Span | None) -> bool:
         """Push a CallFrame for a layer call, or for a standard-library fn called from user code
@@ -94,11 +96,20 @@ class Builder:
         except primitives.ShapeError as e:
             self.error(span, str(e))
             return Var(ERROR_TYPE)
-        if primitive.broadcasts:
+        if primitive.broadcasts and not self._quiet:
             self._check_outer(inputs, out, span)
         var = Var(out, hint)
         self.block.eqns.append(Eqn(prim, tuple(inputs), (var,), params, self.user_span(span), layer=tuple(self.layers)))
         return var
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """No warnings for the equations emitted inside (derivatives, not the user's expressions)."""
+        self._quiet += 1
+        try:
+            yield
+        finally:
+            self._quiet -= 1
 
     # ---- broadcasting mistakes ----
     def _broadcast_message(self, inputs: list[Var], e: BroadcastConflict) -> str:

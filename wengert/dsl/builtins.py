@@ -543,6 +543,75 @@ def _as_label(lw, v: Var, span) -> Var:
     return lw.b.cast(v, "i64", span)
 
 
+# ---------------------------------------------------------------- derivatives in the language
+def _differentiable(lw, span, v, what: str) -> Var | None:
+    v = lw.tensor(v, span)
+    if v.type.is_error:
+        return None
+    if v.type.dtype not in FLOATS:
+        lw.b.error(span, f"{what} must be floating-point, got {lw.fmt(v.type)}")
+        return None
+    return v
+
+
+def _scalar(lw, span, f, what: str) -> Var | None:
+    v = _differentiable(lw, span, f, what)
+    if v is not None and any(lw.dims.resolve(d) != 1 for d in v.type.shape):
+        lw.b.error(span, f"{what} must be a scalar, got {lw.fmt(v.type)} (reduce it with sum or mean)")
+        return None
+    return v
+
+
+@builtin("grad", "f", "wrt")
+def _grad(lw, span, f, wrt):
+    """Theano's T.grad: the gradient of a scalar with respect to a value, or a list of gradients."""
+    from .grads import grad_of
+    many = isinstance(wrt, list)
+    fv = _scalar(lw, span, f, "the first argument of grad")
+    xs = [_differentiable(lw, span, x, "what grad differentiates with respect to") for x in (wrt if many else [wrt])]
+    if fv is None or any(x is None for x in xs) or not xs:
+        return [Var(ERROR_TYPE) for _ in xs] if many else Var(ERROR_TYPE)
+    gs = grad_of(lw.b, fv, xs, span)
+    return gs if many else gs[0]
+
+
+@builtin("jacobian", "y", "x")
+def _jacobian(lw, span, y, x):
+    """d y_i / d x, stacked: [dim(y, 0), *shape(x)] (y a vector of a size known when checking)."""
+    import numpy as np
+
+    from .grads import grad_of
+    yv, xv = _differentiable(lw, span, y, "jacobian's y"), _differentiable(lw, span, x, "jacobian's x")
+    if yv is None or xv is None:
+        return Var(ERROR_TYPE)
+    if yv.type.rank == 0:
+        return grad_of(lw.b, yv, [xv], span)[0]
+    m = lw.dims.resolve(yv.type.shape[0])
+    if yv.type.rank != 1 or not isinstance(m, int):
+        return _err(lw, span, f"jacobian needs a vector y whose size is known when the program is checked, "
+                              f"got {lw.fmt(yv.type)}")
+    rows = []
+    for i in range(m):
+        seed = lw.b.const(np.eye(m, dtype=np.float64)[i], span, dtype=yv.type.dtype, weak=False)
+        rows.append(grad_of(lw.b, yv, [xv], span, seed=seed)[0])
+    return lw.stack(rows, 0, span)
+
+
+@builtin("hvp", "f", "x", "v")
+def _hvp(lw, span, f, x, v):
+    """The Hessian of the scalar f at x times v: grad(sum(grad(f, x) * v), x)."""
+    from .grads import grad_of
+    fv, xv = _scalar(lw, span, f, "the first argument of hvp"), _differentiable(lw, span, x, "hvp's x")
+    if fv is None or xv is None:
+        return Var(ERROR_TYPE)
+    (g,) = grad_of(lw.b, fv, [xv], span)
+    product = binary(lw, "*", g, v, span)
+    if product.type.is_error:
+        return product
+    inner = lw.b.emit("reduce_sum", [product], {"axes": tuple(range(product.type.rank)), "keepdims": False}, span)
+    return grad_of(lw.b, inner, [xv], span)[0]
+
+
 # ---------------------------------------------------------------- functional loops
 @builtin("scan", "f", "init", "xs", axis=1, args=None)
 def _scan(lw, span, f, init, xs, axis=1, args=None):

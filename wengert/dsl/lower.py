@@ -311,18 +311,35 @@ class Lowerer:
         # `h = Dense(...)` names the params h.W only where one call makes one set of params:
         # at the top level and in a layer body (not in a fn, which may be called many times).
         binding = s.name if isinstance(s.value, ast.Call) and not s.value.piped and _owner(scope) != "fn" else None
-        v = self.expr(s.value, scope, binding=binding)
-        carried = scope.kind == "loop" and s.name in scope.carried  # type: ignore[attr-defined]
+        self.assign(s.name, self.expr(s.value, scope, binding=binding), s.span, s.value.span, scope, top)
+
+    def assign(self, name: str, v: Any, span: Span, value_span: Span, scope: Scope, top: bool) -> None:
+        carried = scope.kind == "loop" and name in scope.carried  # type: ignore[attr-defined]
         if carried:
-            scope.names[s.name] = Binding(v, s.span, "loop")
-            scope.assigned.add(s.name)  # type: ignore[attr-defined]
+            scope.names[name] = Binding(v, span, "loop")
+            scope.assigned.add(name)  # type: ignore[attr-defined]
             return
-        if self.bind(scope, s.name, v, s.span) and top:
+        if self.bind(scope, name, v, span) and top:
             if isinstance(v, Var) or _tensorable(v):
-                var = v if isinstance(v, Var) else self.tensor(v, s.value.span)
-                if var.hint == "" or var.hint == s.name:
-                    var.hint = s.name
-                self.values[s.name] = var
+                var = v if isinstance(v, Var) else self.tensor(v, value_span)
+                if var.hint == "" or var.hint == name:
+                    var.hint = name
+                self.values[name] = var
+
+    def stmt_assignmany(self, s: ast.AssignMany, scope: Scope, top: bool) -> None:
+        for name in s.names:
+            if name in KEYWORDS:
+                self.b.error(s.span, f"`{name}` is a keyword")
+                return
+        v = self.expr(s.value, scope)
+        if isinstance(v, Var) and v.type.is_error:
+            v = [v] * len(s.names)
+        if not isinstance(v, list) or len(v) != len(s.names):
+            count = f"{len(v)} values" if isinstance(v, list) else describe(v)
+            self.b.error(s.value.span, f"{len(s.names)} names need a list of {len(s.names)} values, got {count}")
+            return
+        for name, item in zip(s.names, v):
+            self.assign(name, item, s.span, s.value.span, scope, top)
 
     def bind(self, scope: Scope, name: str, value: Any, span: Span, kind: str = "value") -> bool:
         prev = scope.names.get(name)

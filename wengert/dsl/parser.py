@@ -214,6 +214,9 @@ class _ToAst(Transformer):
     def assign_stmt(self, meta, c):
         return ast.Assign(str(c[0]), c[1], span=self._span(meta))
 
+    def assign_many(self, meta, c):
+        return ast.AssignMany(tuple(str(n) for n in c[:-1]), c[-1], span=self._span(meta))
+
     def fn_expr(self, meta, c):
         return ast.FnDef("fn", str(c[0]), c[1] or (), c[2], span=self._span(meta))
 

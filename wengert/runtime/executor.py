@@ -248,7 +248,8 @@ class Evaluation:
             self.guards.append((self.entry_of.get(e.inputs[0].id, -1), cond))
         region = e.regions[0] if cond else e.regions[1]
         self.block(region)
-        self._alias(e.outputs[0], region.results[0])
+        for out, result in zip(e.outputs, region.results):  # several when `grad` exports a branch's values
+            self._alias(out, result)
 
     def _for(self, e: Eqn) -> None:
         n_carried = e.params["n_carried"]

@@ -262,7 +262,7 @@ def _unslice(g, *, shape, starts, stops, steps):
     return out
 
 
-define("unslice", lambda env, g, **_: g, _unslice)
+define("unslice", lambda env, g, *, shape, **_: TensorType(g.dtype, tuple(shape)), _unslice)
 
 
 def _unslice_jvp(primals, tangents, out, *, shape, starts, stops, steps):
@@ -329,7 +329,7 @@ def _scatter(g, ids, *, shape, axis, scalar):
     return out
 
 
-define("scatter", lambda env, g, ids, **_: g, _scatter)
+define("scatter", lambda env, g, ids, *, shape, **_: TensorType(g.dtype, tuple(shape)), _scatter)
 
 
 def _scatter_jvp(primals, tangents, out, *, shape, axis, scalar):

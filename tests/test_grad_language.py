@@ -1,0 +1,206 @@
+"""`grad`, `jacobian` and `hvp` in the language (issue 16): gradients as values of the program,
+against hand-derived derivatives and numerical differentiation; grad of grad; both modes over a
+program holding grad values; compiled plans; the book's listings 4-10..4-12 with grad + update
+against their train-block versions, step for step."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import errors, where
+from wengert.program import compile as compile_program
+from wengert.program import load
+from wengert.train import data as data_module
+from wengert.train.loop import Trainer
+
+CH04 = Path(__file__).resolve().parent.parent / "models" / "ch04"
+
+POLY = """
+input t: f64
+f = sin(t) * t ** 3
+d1 = grad(f, t)
+d2 = grad(grad(f, t), t)
+d3 = grad(d2, t)
+"""
+
+
+def first(t):
+    return np.cos(t) * t ** 3 + 3 * t ** 2 * np.sin(t)
+
+
+def second(t):
+    return -np.sin(t) * t ** 3 + 6 * t ** 2 * np.cos(t) + 6 * t * np.sin(t)
+
+
+def third(t):
+    return -np.cos(t) * t ** 3 - 9 * t ** 2 * np.sin(t) + 18 * t * np.cos(t) + 6 * np.sin(t)
+
+
+@pytest.mark.parametrize("t", [-1.3, 0.0, 0.7, 2.5])
+def test_grad_of_grad_of_sin_t_times_t_cubed_is_the_hand_derived_second_derivative(t):
+    prog = compile_program(POLY)
+    out = prog.run(["d1", "d2", "d3"], t=t)
+    assert out["d1"] == pytest.approx(first(t), abs=1e-12)
+    assert out["d2"] == pytest.approx(second(t), abs=1e-12)
+    assert out["d3"] == pytest.approx(third(t), abs=1e-11)
+
+
+def test_reverse_and_forward_mode_of_a_program_holding_grad_values():
+    prog = compile_program(POLY)
+    t = 0.7
+    assert prog.grad("d1", wrt=["t"], t=t)["t"] == pytest.approx(second(t), abs=1e-12)
+    assert prog.grad("d1", wrt=["t"], mode="forward", t=t)["t"] == pytest.approx(second(t), abs=1e-12)
+    _, tangent = prog.jvp("d2", {"t": 1.0}, t=t)
+    assert tangent == pytest.approx(third(t), abs=1e-11)
+    # forward over reverse over an in-language gradient: the fourth derivative
+    fourth = prog.hvp("d2", wrt=["t"], vector={"t": 1.0}, t=t)["t"]
+    h = 1e-3
+    numeric = (third(t + h) - third(t - h)) / (2 * h)
+    assert fourth == pytest.approx(numeric, rel=1e-5)
+
+
+MLP = """
+seed 1
+input x: f64[batch, 3]
+input y: f64[batch]
+param W: f64[3, 4] = normal(0, 1)
+param v: f64[4] = normal(0, 1)
+h = tanh(x @ W)
+p = sigmoid(h @ v)
+loss = mean(binary_crossentropy(p, y)) + 0.01 * sum(W ** 2)
+gW, gv = grad(loss, [W, v])
+gh = grad(loss, h)
+penalty = loss + sum(gW ** 2)
+"""
+
+
+def _mlp_inputs():
+    rng = np.random.default_rng(0)
+    return {"x": rng.standard_normal((6, 3)), "y": (rng.random(6) > 0.5).astype(np.float64)}
+
+
+def test_grad_of_params_and_of_a_named_value_equal_the_programs_reverse_mode():
+    prog = compile_program(MLP)
+    inputs = _mlp_inputs()
+    out = prog.run(["gW", "gv", "gh"], **inputs)
+    ref = prog.grad("loss", wrt=["W", "v"], **inputs)
+    np.testing.assert_allclose(out["gW"], ref["W"], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(out["gv"], ref["v"], rtol=1e-12, atol=1e-15)
+    # d loss / d h by the chain rule: (p - y) / n * v per row
+    p = prog.run("p", **inputs)
+    expected = ((p - inputs["y"]) / len(p))[:, None] * prog.params["v"][None, :]
+    np.testing.assert_allclose(out["gh"], expected, rtol=1e-10)
+
+
+def test_a_gradient_penalty_differentiates_and_matches_numerical_differentiation():
+    prog = compile_program(MLP)
+    inputs = _mlp_inputs()
+    g = prog.grad("penalty", wrt=["v"], **inputs)["v"]
+    v0 = prog.params["v"].copy()
+    numeric = np.zeros_like(v0)
+    for i in range(len(v0)):
+        for sign in (1, -1):
+            v = v0.copy()
+            v[i] += sign * 1e-6
+            prog.set_params({"v": v})
+            numeric[i] += sign * prog.run("penalty", **inputs) / 2e-6
+    prog.set_params({"v": v0})
+    np.testing.assert_allclose(g, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_a_program_holding_grad_values_runs_as_a_compiled_plan_with_the_same_results():
+    compiled, interpreted = compile_program(MLP), compile_program(MLP)
+    interpreted.compile = False
+    inputs = _mlp_inputs()
+    for _ in range(3):
+        a = compiled.value_and_grad("penalty", ["W", "v"], inputs)
+        b = interpreted.value_and_grad("penalty", ["W", "v"], inputs)
+        assert a[0]["penalty"] == b[0]["penalty"]
+        for n in ("W", "v"):
+            np.testing.assert_array_equal(a[1][n], b[1][n])
+    assert compiled._plans.stats["replays"] >= 1
+
+
+def test_jacobian_and_hvp_in_the_language():
+    prog = compile_program("""
+input x: f64[3]
+y = [x[0] * x[1], sin(x[2]), sum(x ** 2)]
+J = jacobian(y, x)
+f = x[0] ** 2 * x[1] + exp(x[2]) * x[0]
+input v: f64[3]
+Hv = hvp(f, x, v)
+""")
+    x, v = np.array([0.5, -1.2, 0.3]), np.array([1.0, 2.0, -0.5])
+    out = prog.run(["J", "Hv"], x=x, v=v)
+    expected_j = np.array([[x[1], x[0], 0], [0, 0, np.cos(x[2])], 2 * x])
+    np.testing.assert_allclose(out["J"], expected_j, rtol=1e-12)
+    hessian = np.array([[2 * x[1], 2 * x[0], np.exp(x[2])],
+                        [2 * x[0], 0, 0],
+                        [np.exp(x[2]), 0, np.exp(x[2]) * x[0]]])
+    np.testing.assert_allclose(out["Hv"], hessian @ v, rtol=1e-12)
+
+
+def test_grad_through_a_lazy_if_takes_the_branch_that_ran():
+    prog = compile_program("""
+input t: f64
+input c: f64
+f = if c > 0 then t ** 3 else -2 * t
+g = grad(f, t)
+gg = grad(g, t)
+""")
+    assert prog.run("g", t=2.0, c=1.0) == pytest.approx(12.0)
+    assert prog.run("gg", t=2.0, c=1.0) == pytest.approx(12.0)
+    assert prog.run("g", t=2.0, c=-1.0) == pytest.approx(-2.0)
+    assert prog.run("gg", t=2.0, c=-1.0) == pytest.approx(0.0)
+
+
+def test_grad_of_a_value_that_does_not_depend_on_x_is_zero():
+    prog = compile_program("input t: f64\ninput u: f64[2]\nf = t * 3\ng = grad(f, u)\n")
+    np.testing.assert_array_equal(prog.run("g", t=1.0, u=[1.0, 2.0]), [0.0, 0.0])
+
+
+def test_mistakes_in_grad_are_diagnostics_at_the_call():
+    (e,) = errors("input x: f64[3]\ng = grad(x * 2, x)\n")
+    assert where(e) == (2, 5) and "scalar" in e.message
+    (e,) = errors("input x: f64[3]\ninput k: i64\ng = grad(sum(x), k)\n")
+    assert where(e) == (3, 5) and "floating-point" in e.message
+    (e,) = errors("input x: f64[3]\na, b = grad(sum(x), [x])\n")
+    assert where(e) == (2, 8) and "2 names need a list of 2 values" in e.message
+    (e,) = errors("""
+input x: f64[3]
+h = 0
+for i in 0..3 {
+  h = h + x[i] ** 2
+}
+g = grad(h, x)
+""")
+    assert where(e) == (6, 5) and "`for` loop" in e.message
+
+
+def test_listing_4_6_gradient_in_the_program():
+    prog = load(CH04 / "listing_4_06.dl")
+    np.testing.assert_array_equal(prog.run("gz", x=[[1.0, 2.0, 3.0]]), [[7.0, 17.0, 33.0]])
+
+
+@pytest.mark.parametrize("listing, params", [
+    ("listing_4_10", ["w", "b"]),
+    ("listing_4_11", ["w", "b"]),
+    ("listing_4_12", ["w1", "b1", "w2", "b2"]),
+])
+def test_the_book_way_equals_the_train_block_step_for_step(listing, params):
+    by_updates = load(CH04 / f"{listing}_grad.dl")
+    by_train = load(CH04 / f"{listing}.dl")
+    for n in params:
+        np.testing.assert_array_equal(by_updates.params[n], by_train.params[n])
+    dataset = data_module.load(by_updates.module.data["D"])["D"]
+    inputs = {k: v for k, v in dataset.rows(slice(None)).items() if k in by_updates.module.inputs}
+    trainer = Trainer(by_train, None, {"epochs": 1, "shuffle": False})
+    for step in range(4):
+        by_updates.apply_updates(inputs)
+        trainer.run()
+        trainer = Trainer(by_train, None, {"epochs": 1, "shuffle": False})
+        for n in params:
+            np.testing.assert_allclose(by_updates.params[n], by_train.params[n], rtol=0, atol=1e-12,
+                                       err_msg=f"{n} after step {step + 1}")
