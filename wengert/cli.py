@@ -237,12 +237,17 @@ def grad(file: str, of: str, wrt: str | None, mode: str, inputs: tuple[str, ...]
 @click.option("--wrt", default=None, help="With --tangents: the input or param to seed (tangent 1).")
 @click.option("--range", "span", default=None, help="Only entries A..B of the list.")
 @_params_option
+@_device_option
 @_guard
 def trace(file: str, of: str, inputs: tuple[str, ...], values: bool, adjoints: bool, tangents: bool,
-          wrt: str | None, span: str | None, params_path: str | None = None) -> None:
+          wrt: str | None, span: str | None, params_path: str | None = None, device: str = "cpu") -> None:
     """Print the Wengert list of one evaluation (like the book's figures 9-3 to 9-7)."""
     import numpy as np
-    prog = _program(file, params=params_path)
+    prog = _program(file, device, params=params_path)
+    marks = {}
+    if prog.backend is not None:  # ops that copy to the host and back are marked, never silent
+        from .opencl.host import HOST_ROUND_TRIPS
+        marks = {op: "host round trip" for op in HOST_ROUND_TRIPS}
     fed = parse_inputs(inputs)
     seeds = None
     if tangents:
@@ -261,7 +266,7 @@ def trace(file: str, of: str, inputs: tuple[str, ...], values: bool, adjoints: b
             raise usage_error(f"--range {span}: B must be larger than A (A..B shows entries A to B - 1)")
         if start >= len(t.entries):
             raise usage_error(f"--range {span}: the list has {len(t.entries)} entries, v0 to v{len(t.entries) - 1}")
-    click.echo(t.format(values=values, adjoints=adjoints, tangents=tangents, start=start, stop=stop))
+    click.echo(t.format(values=values, adjoints=adjoints, tangents=tangents, start=start, stop=stop, marks=marks))
 
 
 @main.command()

@@ -447,6 +447,67 @@ def _outer(lw, span, a, b):
     return binary(lw, "*", x, y, span)
 
 
+def _floats(lw, span, *vs) -> list[Var] | None:
+    out = [float_operand(lw, v, span) for v in vs]
+    if any(v.type.is_error for v in out):
+        return None
+    return lw.b.promote_all(out, span)
+
+
+def _matrix_fn(prim: str):
+    def impl(lw, span, a):
+        ops_ = _floats(lw, span, a)
+        return Var(ERROR_TYPE) if ops_ is None else lw.b.emit(prim, ops_, {}, span)
+    return impl
+
+
+def _rhs_fn(prim: str):
+    def impl(lw, span, a, b):
+        ops_ = _floats(lw, span, a, b)
+        return Var(ERROR_TYPE) if ops_ is None else lw.b.emit(prim, ops_, {}, span)
+    return impl
+
+
+for _name in ("inv", "det", "cholesky"):
+    builtin(_name, "a")(_matrix_fn(_name))
+for _name in ("solve", "lstsq"):
+    builtin(_name, "a", "b")(_rhs_fn(_name))
+
+
+@builtin("slogdet", "a")
+def _slogdet(lw, span, a):
+    """numpy.linalg.slogdet: [sign, log |det a|] (bind both with `s, l = slogdet(a)`)."""
+    ops_ = _floats(lw, span, a)
+    if ops_ is None:
+        return [Var(ERROR_TYPE), Var(ERROR_TYPE)]
+    return [lw.b.emit("detsign", ops_, {}, span), lw.b.emit("logabsdet", ops_, {}, span)]
+
+
+@builtin("triangular_solve", "a", "b", lower=True, transpose=False)
+def _triangular_solve(lw, span, a, b, lower=True, transpose=False):
+    """x with T x = b (T x = b with transpose=true meaning Tᵀ x = b), T the lower (or upper) triangle of a."""
+    if not isinstance(lower, bool) or not isinstance(transpose, bool):
+        return _err(lw, span, "triangular_solve: `lower` and `transpose` must be true or false")
+    ops_ = _floats(lw, span, a, b)
+    return Var(ERROR_TYPE) if ops_ is None else lw.b.emit("triangular_solve", ops_,
+                                                          {"lower": lower, "transpose": transpose}, span)
+
+
+def _triangle(prim: str):
+    def impl(lw, span, x, k=0):
+        v = lw.tensor(x, span)
+        if v.type.is_error or _int(lw, k, span, "k") is None:
+            return Var(ERROR_TYPE)
+        if v.type.rank < 2:
+            return _err(lw, span, f"{prim} needs a matrix (rank >= 2), got {lw.fmt(v.type)}")
+        return lw.b.emit(prim, [v], {"k": k}, span)
+    return impl
+
+
+builtin("tril", "x", k=0)(_triangle("tril"))
+builtin("triu", "x", k=0)(_triangle("triu"))
+
+
 # ---------------------------------------------------------------- neural
 def _pair(lw, v, span, what) -> tuple[int, int] | None:
     items = v if isinstance(v, list) else [v, v]
