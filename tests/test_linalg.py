@@ -180,3 +180,18 @@ def test_listing_2_2_ridge_over_100_lambdas():
     best = int(np.argmin(out["test_error"]))
     assert 0 < best < 99 and out["best_lambda"] == out["lambdas"][best]
     assert out["best_test_error"] < out["test_error_unregularised"] / 100
+
+
+def test_the_figures_of_chapter_2_are_drawn(tmp_path):
+    from click.testing import CliRunner
+
+    from wengert.cli import main
+    runner = CliRunner()
+    for args in (["listing_2_01.dl", "--x", "x_grid", "--y", "curve_1,curve_2,curve_8", "--points", "x_train:y_train"],
+                 ["listing_2_02.dl", "--x", "lambdas", "--y", "train_error,test_error", "--logx", "--logy"]):
+        out = tmp_path / (args[0] + ".png")
+        result = runner.invoke(main, ["plot", str(CH02 / args[0]), *args[1:], "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = runner.invoke(main, ["plot", str(CH02 / "listing_2_01.dl"), "--y", "curve_1", "--out", str(tmp_path / "x.png")])
+    assert bad.exit_code == 2 and "--y needs --x" in bad.output

@@ -426,6 +426,38 @@ def report_command(file: str, of: str, inputs: tuple[str, ...], out: str, expand
     click.echo(f"wrote {written}")
 
 
+@main.command(name="plot")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--x", "x", default=None, help="The named value along the horizontal axis of the curves.")
+@click.option("--y", "ys", default="", help="Named values drawn as curves over --x, comma separated.")
+@click.option("--points", "points", default="", metavar="X:Y,...",
+              help="Pairs of named values drawn as scattered points (the data).")
+@click.option("--logx", is_flag=True)
+@click.option("--logy", is_flag=True)
+@click.option("--title", default="")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="The picture (.png).")
+@_inputs_option
+@_guard
+def plot_command(file: str, x: str | None, ys: str, points: str, logx: bool, logy: bool, title: str, out: str,
+                 inputs: tuple[str, ...]) -> None:
+    """Draw named values of one run of FILE: curves over --x and scattered --points (needs matplotlib)."""
+    from pathlib import Path
+
+    from .plot import plot_values
+    curves = [y for y in ys.split(",") if y]
+    pairs = [tuple(p.split(":", 1)) for p in points.split(",") if p]
+    if any(len(p) != 2 for p in pairs):
+        raise usage_error(f"--points {points}: expected X:Y pairs such as x_train:y_train")
+    if curves and x is None:
+        raise usage_error("--y needs --x (the values along the horizontal axis)")
+    if not curves and not pairs:
+        raise usage_error("nothing to draw: give --x and --y, or --points")
+    names = list(dict.fromkeys(([x] if curves else []) + curves + [n for p in pairs for n in p]))
+    prog = _program(file)
+    values = prog.run(names, **parse_inputs(inputs))
+    click.echo(f"wrote {plot_values(values, x, curves, pairs, Path(out), logx, logy, title)}")
+
+
 # ---------------------------------------------------------------- training
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))

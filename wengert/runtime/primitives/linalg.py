@@ -205,16 +205,20 @@ rules("inv", _inv_jvp, _inv_vjp)
 
 
 # solve: x = A^-1 b, dx = A^-1 (db - dA x); b̄ = A^-T ḡ, Ā = -b̄ xᵀ
-def _solve_jvp(primals, tangents, out):
-    a, b = primals
-    ta, tb = tangents
+def _solve_tangent(m, dm, b, tb, out):
+    """The tangent of x = M^-1 b: M^-1 (db - dM x) (dM or db None when they do not move)."""
     x, back = _as_columns(out)
     rhs = 0
     if tb is not None:
         rhs = (tb[..., None] if b.ndim == 1 else tb)
-    if ta is not None:
-        rhs = rhs - ta @ x
-    return back(np.linalg.solve(a, rhs))
+    if dm is not None:
+        rhs = rhs - dm @ x
+    return back(np.linalg.solve(m, rhs))
+
+
+def _solve_jvp(primals, tangents, out):
+    (a, b), (ta, tb) = primals, tangents
+    return _solve_tangent(a, ta, b, tb, out)
 
 
 def _solve_vjp(g, out, a, b):
@@ -301,17 +305,12 @@ rules("cholesky", _cholesky_jvp, _cholesky_vjp)
 # triangular_solve: x = T^-1 b with T = tril(A) (or triu; or Tᵀ with transpose):
 # dx = T^-1 (db - dT x); b̄ = T^-T ḡ, T̄ = -b̄ xᵀ, masked to T's triangle
 def _triangular_solve_jvp(primals, tangents, out, *, lower=True, transpose=False):
-    a, b = primals
-    ta, tb = tangents
-    x, back = _as_columns(out)
-    rhs = 0
-    if tb is not None:
-        rhs = (tb[..., None] if b.ndim == 1 else tb)
-    if ta is not None:
-        dt = _tri(ta, lower)
-        rhs = rhs - (np.swapaxes(dt, -1, -2) if transpose else dt) @ x
-    t = _tri(a, lower)
-    return back(np.linalg.solve(np.swapaxes(t, -1, -2) if transpose else t, rhs))
+    (a, b), (ta, tb) = primals, tangents
+
+    def side(m):
+        m = _tri(m, lower)
+        return np.swapaxes(m, -1, -2) if transpose else m
+    return _solve_tangent(side(a), None if ta is None else side(ta), b, tb, out)
 
 
 def _triangular_solve_vjp(g, out, a, b, *, lower=True, transpose=False):
