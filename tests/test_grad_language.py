@@ -12,6 +12,7 @@ import pytest
 from conftest import errors, where
 from wengert.program import compile as compile_program
 from wengert.program import load
+from wengert.runtime.gradcheck import check_grads
 from wengert.train import data as data_module
 from wengert.train.loop import Trainer
 
@@ -170,13 +171,14 @@ def test_mistakes_in_grad_are_diagnostics_at_the_call():
     assert where(e) == (2, 8) and "2 names need a list of 2 values" in e.message
     (e,) = errors("""
 input x: f64[3]
+input k: i64
 h = 0
-for i in 0..3 {
+for i in 0..k {
   h = h + x[i] ** 2
 }
 g = grad(h, x)
 """)
-    assert where(e) == (6, 5) and "`for` loop" in e.message
+    assert where(e) == (7, 5) and "bounds are known only when the program runs" in e.message
 
 
 def test_listing_4_6_gradient_in_the_program():
@@ -204,3 +206,57 @@ def test_the_book_way_equals_the_train_block_step_for_step(listing, params):
         for n in params:
             np.testing.assert_allclose(by_updates.params[n], by_train.params[n], rtol=0, atol=1e-12,
                                        err_msg=f"{n} after step {step + 1}")
+
+
+LOOP = """
+input x: f64[3]
+input a: f64
+h = 0
+for i in 0..3 {
+  h = h * a + x[i] ** 2
+}
+r = 0
+for i in reversed(0..3) {
+  r = r * a + x[i]
+}
+g = grad(h, x)
+ga = grad(h, a)
+gaa = grad(ga, a)
+gr = grad(r, a)
+"""
+
+
+def test_grad_through_for_loops_any_order_and_reversed():
+    prog = compile_program(LOOP)
+    x, a = np.array([1.0, 2.0, 3.0]), 0.5
+    out = prog.run(["g", "ga", "gaa", "gr"], x=x, a=a)
+    # h = x0² a² + x1² a + x2²;  r = x2 a² + x1 a + x0
+    np.testing.assert_allclose(out["g"], [2 * x[0] * a ** 2, 2 * x[1] * a, 2 * x[2]], rtol=1e-14)
+    assert out["ga"] == pytest.approx(2 * a * x[0] ** 2 + x[1] ** 2, abs=1e-14)
+    assert out["gaa"] == pytest.approx(2 * x[0] ** 2, abs=1e-14)
+    assert out["gr"] == pytest.approx(2 * a * x[2] + x[1], abs=1e-14)
+
+
+RNN = """
+seed 0
+input xs: f64[batch, 5, 3]
+input y: f64[batch, 4]
+h = SimpleRNN(xs, 4)
+b = Bidirectional(xs, 2, return_sequences=true)
+loss = mean((h - y) ** 2) + mean(b ** 2)
+gW, gU = grad(loss, [h.W, h.U])
+gbw = grad(loss, b.backward.U)
+gx = grad(loss, xs)
+penalty = sum(gW ** 2) + sum(gbw ** 2)
+"""
+
+
+def test_grad_through_scan_recurrent_layers_equals_backpropagation_through_time():
+    prog = compile_program(RNN)
+    rng = np.random.default_rng(0)
+    inputs = {"xs": rng.standard_normal((2, 5, 3)), "y": rng.standard_normal((2, 4))}
+    out = prog.run(["gW", "gU", "gbw", "gx"], **inputs)
+    ref = prog.grad("loss", wrt=["h.W", "h.U", "b.backward.U", "xs"], **inputs)
+    for name, root in (("gW", "h.W"), ("gU", "h.U"), ("gbw", "b.backward.U"), ("gx", "xs")):
+        np.testing.assert_allclose(out[name], ref[root], rtol=1e-12, atol=1e-15)
+    check_grads(prog, "penalty", wrt=["h.U", "b.backward.W"], order=1, **inputs)

@@ -198,8 +198,11 @@ def _mark_active(eqns: list[Eqn], active: set[int]) -> None:
                 _mark_active(r.eqns, active)
             if e.prim == "if":
                 hit = any(r.results and r.results[0].id in active for r in e.regions)
-            else:  # a loop: conservatively, whatever it reads
+            else:  # a loop, conservatively: all its carried values and outputs when it reads anything active
                 hit = bool(({i.id for i in e.inputs} | {k for r in e.regions for k in _region_free(r)}) & active)
+                if hit:
+                    active.update(a.id for a in e.regions[0].args[1:] if a.type.dtype in FLOATS)
+                    _mark_active(e.regions[0].eqns, active)
             if hit:
                 active.update(o.id for o in e.outputs)
             continue
@@ -228,11 +231,11 @@ class ReverseSweep:
 
     def sweep(self, eqns: list[Eqn], adj: dict[int, Any], active: set[int]) -> dict[int, Any]:
         for e in reversed(eqns):
-            if not e.outputs or e.outputs[0].id not in adj or e.outputs[0].id not in active:
+            if not any(o.id in adj and o.id in active for o in e.outputs):
                 continue
             if e.prim == "for":
-                raise NotDifferentiable("`grad` through a `for` loop (or `scan`) is not supported yet; "
-                                        "differentiate it with `wengert grad` or a train block", e.span)
+                self.for_rule(e, adj, active)
+                continue
             if e.prim == "if":
                 self.if_rule(e, adj, active)
                 continue
@@ -247,7 +250,10 @@ class ReverseSweep:
         return adj
 
     def if_rule(self, e: Eqn, adj: dict[int, Any], active: set[int]) -> None:
-        """The adjoint of a lazy `if` is an `if` on the same condition over the branches' adjoints."""
+        """The adjoint of a lazy `if` is an `if` on the same condition over the branches' adjoints
+        (only its first output is the user's value; the others are exported for adjoints, stop_gradient-like)."""
+        if e.outputs[0].id not in adj:
+            return
         g = adj[e.outputs[0].id]
         free: dict[int, Var] = {}
         for r in e.regions:
@@ -266,6 +272,88 @@ class ReverseSweep:
         for t, o in zip(targets, outs):
             self.accumulate(adj, t, self.traced(o))
 
+
+    def dim_var(self, d: Any) -> Var:
+        if isinstance(d, int):
+            return self.em.var(np.asarray(d, dtype=np.int64))
+        return self.b.emit("dimsize", [], {"dim": d}, self.span)
+
+    def for_rule(self, e: Eqn, adj: dict[int, Any], active: set[int]) -> None:
+        """The adjoint of a loop is a loop over the same steps in the opposite order. It carries
+        the adjoints of the carried values and accumulates those of the outer values the body
+        reads; the body's values it needs are stacked by the forward loop (one row per step)."""
+        params, body = e.params, e.regions[0]
+        start, stop, n_carried = params["start"], params["stop"], params["n_carried"]
+        if start is None or stop is None:
+            raise NotDifferentiable("`grad` through a loop whose bounds are known only when the program runs "
+                                    "is not supported; differentiate it with `wengert grad` or a train block", e.span)
+        index, args = body.args[0], body.args[1:]
+        carried = [a for a in args]
+        outer = [v for k, v in _region_free(body).items() if k in active and v.type.dtype in FLOATS]
+        zero_or = [adj[o.id] if o.id in adj else None for o in e.outputs[:n_carried]]
+        inits = [self.em.var(z) if z is not None else self.zeros(a) for z, a in zip(zero_or, carried)]
+        inits += [self.zeros(v) for v in outer]
+        lam = [Var(a.type) for a in carried]
+        mu = [Var(v.type) for v in outer]
+        b_index = Var(TensorType("i64", ()), index.hint)
+        block = self.b.push(Block(args=(b_index, *lam, *mu)))
+        prologue_at = len(block.eqns)
+        position = self._position(b_index, start, stop, params["reversed"])
+        prologue = block.eqns[prologue_at:]
+        del block.eqns[prologue_at:]
+        inner: dict[int, Any] = {}
+        for k, r in enumerate(body.results[:n_carried]):
+            if r.type.dtype in FLOATS:
+                self.accumulate(inner, r, self.traced(lam[k]))
+        for j, axis in enumerate(params["stacked"]):
+            out = e.outputs[n_carried + j]
+            if out.id in adj:
+                row = ops.bind("index", adj[out.id], self.traced(position), axis=axis)
+                self.accumulate(inner, body.results[n_carried + j], row)
+        self.sweep(body.eqns, inner, active)
+        new_lam = [self.em.var(inner[a.id]) if a.id in inner else self.traced(l).var for a, l in zip(carried, lam)]
+        new_mu = [self.em.var(ops.add(self.traced(m), inner[v.id])) if v.id in inner else m for v, m in zip(outer, mu)]
+        block.results = tuple(new_lam) + tuple(new_mu)
+        self.b.pop()
+        self._stack_needed(e, block, index, b_index, position, prologue, stop, start)
+        outs = control(self.b, "for", inits, [v.type for v in lam + mu],
+                       {"start": start, "stop": stop, "reversed": not params["reversed"],
+                        "n_carried": len(inits), "stacked": ()}, (block,), self.span)
+        for k, init in enumerate(e.inputs[:n_carried]):
+            if init.id in active and init.type.dtype in FLOATS:
+                self.accumulate(adj, init, self.traced(outs[k]))
+        for v, o in zip(outer, outs[n_carried:]):
+            self.accumulate(adj, v, self.traced(o))
+
+    def _position(self, index: Var, start: Any, stop: Any, reversed_: bool) -> Var:
+        """Which row of the forward loop's stacks step `index` wrote (they are in the order the steps ran)."""
+        if reversed_:
+            last = self.b.emit("sub", [self.dim_var(stop), self.em.var(np.asarray(1, dtype=np.int64))], {}, self.span)
+            return self.b.emit("sub", [last, index], {}, self.span)
+        return self.b.emit("sub", [index, self.dim_var(start)], {}, self.span)
+
+    def _stack_needed(self, e: Eqn, backward: Block, index: Var, b_index: Var, position: Var,
+                      prologue: list[Eqn], stop: Any, start: Any) -> None:
+        """The forward body's values that the backward body reads become stacked outputs of the forward
+        loop; the backward body reads row `position` of each (and its own step for the step index)."""
+        from ..runtime.types import dim_op
+        body = e.regions[0]
+        inside = {a.id for a in body.args[1:]} | {o.id for x in body.eqns for o in x.outputs}
+        needed = [v for i, v in _region_free(backward).items() if i in inside]
+        n = dim_op("-", stop, start)
+        rename: dict[int, Var] = {index.id: b_index}
+        rows: list[Eqn] = []
+        for v in needed:
+            stacked = Var(TensorType(v.type.dtype, (n,) + tuple(v.type.shape)))
+            body.results = body.results + (v,)
+            e.outputs = e.outputs + (stacked,)
+            e.params = {**e.params, "stacked": e.params["stacked"] + (0,)}
+            self.b.push(Block())
+            row = self.b.emit("index", [stacked, position], {"axis": 0}, self.span)
+            rows.extend(self.b.pop().eqns)
+            rename[v.id] = row
+        _rename(backward, rename)
+        backward.eqns[:0] = prologue + rows
 
     def export(self, e: Eqn, k: int, backward: Block) -> None:
         """Values of branch k that its adjoint reads become extra outputs of the forward `if` (zeros
