@@ -39,3 +39,23 @@ def test_listing_4_10_with_grad_and_update_on_the_device_equals_the_cpu():
         dev.apply_updates(inputs)
     for n in ("w", "b"):
         np.testing.assert_allclose(np.asarray(dev.params[n]), cpu.params[n], rtol=1e-10, atol=1e-12)
+
+
+RNN = """
+seed 0
+input xs: f64[batch, 5, 3]
+input y: f64[batch, 4]
+h = SimpleRNN(xs, 4)
+loss = mean((h - y) ** 2)
+gU = grad(loss, h.U)
+gx = grad(loss, xs)
+"""
+
+
+def test_grad_through_a_recurrent_layer_on_the_device_equals_the_cpu():
+    cpu, dev = wengert.compile(RNN), wengert.compile(RNN, device="opencl")
+    rng = np.random.default_rng(0)
+    inputs = {"xs": rng.standard_normal((2, 5, 3)), "y": rng.standard_normal((2, 4))}
+    got, want = dev.run(["gU", "gx"], **inputs), cpu.run(["gU", "gx"], **inputs)
+    for n in ("gU", "gx"):
+        np.testing.assert_allclose(np.asarray(got[n]), want[n], rtol=1e-10, atol=1e-14)
