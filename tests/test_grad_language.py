@@ -157,6 +157,20 @@ gg = grad(g, t)
     assert prog.run("gg", t=2.0, c=-1.0) == pytest.approx(0.0)
 
 
+def test_grad_of_grad_through_an_if_reads_the_branch_values_the_first_grad_exported():
+    prog = compile_program("""
+input t: f64
+input c: f64
+f = if c > 0 then exp(t) * t else sin(t) * t
+g = grad(f, t)
+gg = grad(g, t)
+""")
+    t = 0.8
+    assert prog.run("g", t=t, c=1.0) == pytest.approx((t + 1) * np.exp(t), rel=1e-14)
+    assert prog.run("gg", t=t, c=1.0) == pytest.approx((t + 2) * np.exp(t), rel=1e-14)
+    assert prog.run("gg", t=t, c=-1.0) == pytest.approx(2 * np.cos(t) - t * np.sin(t), rel=1e-14)
+
+
 def test_grad_of_a_value_that_does_not_depend_on_x_is_zero():
     prog = compile_program("input t: f64\ninput u: f64[2]\nf = t * 3\ng = grad(f, u)\n")
     np.testing.assert_array_equal(prog.run("g", t=1.0, u=[1.0, 2.0]), [0.0, 0.0])

@@ -251,10 +251,7 @@ class ReverseSweep:
 
     def if_rule(self, e: Eqn, adj: dict[int, Any], active: set[int]) -> None:
         """The adjoint of a lazy `if` is an `if` on the same condition over the branches' adjoints
-        (only its first output is the user's value; the others are exported for adjoints, stop_gradient-like)."""
-        if e.outputs[0].id not in adj:
-            return
-        g = adj[e.outputs[0].id]
+        (of the user's value, and of the values exported for an earlier `grad`)."""
         free: dict[int, Var] = {}
         for r in e.regions:
             free.update(_region_free(r))
@@ -262,7 +259,11 @@ class ReverseSweep:
         regions = []
         for k, r in enumerate(e.regions):
             block = self.b.push(Block())
-            inner = self.sweep(r.eqns, {r.results[0].id: g}, active) if r.results[0].id in active else {}
+            inner: dict[int, Any] = {}
+            for out, result in zip(e.outputs, r.results):
+                if out.id in adj and result.id in active:
+                    self.accumulate(inner, result, adj[out.id])
+            self.sweep(r.eqns, inner, active)
             block.results = tuple(self.em.var(inner[t.id]) if t.id in inner else self.zeros(t) for t in targets)
             self.b.pop()
             self.export(e, k, block)
@@ -271,7 +272,6 @@ class ReverseSweep:
                        tuple(regions), self.span)
         for t, o in zip(targets, outs):
             self.accumulate(adj, t, self.traced(o))
-
 
     def dim_var(self, d: Any) -> Var:
         if isinstance(d, int):
@@ -287,11 +287,9 @@ class ReverseSweep:
         if start is None or stop is None:
             raise NotDifferentiable("`grad` through a loop whose bounds are known only when the program runs "
                                     "is not supported; differentiate it with `wengert grad` or a train block", e.span)
-        index, args = body.args[0], body.args[1:]
-        carried = [a for a in args]
+        index, carried = body.args[0], list(body.args[1:])
         outer = [v for k, v in _region_free(body).items() if k in active and v.type.dtype in FLOATS]
-        zero_or = [adj[o.id] if o.id in adj else None for o in e.outputs[:n_carried]]
-        inits = [self.em.var(z) if z is not None else self.zeros(a) for z, a in zip(zero_or, carried)]
+        inits = [self.em.var(adj[o.id]) if o.id in adj else self.zeros(a) for o, a in zip(e.outputs, carried)]
         inits += [self.zeros(v) for v in outer]
         lam = [Var(a.type) for a in carried]
         mu = [Var(v.type) for v in outer]
