@@ -274,3 +274,43 @@ def test_grad_through_scan_recurrent_layers_equals_backpropagation_through_time(
     for name, root in (("gW", "h.W"), ("gU", "h.U"), ("gbw", "b.backward.U"), ("gx", "xs")):
         np.testing.assert_allclose(out[name], ref[root], rtol=1e-12, atol=1e-15)
     check_grads(prog, "penalty", wrt=["h.U", "b.backward.W"], order=1, **inputs)
+
+
+CNN = """
+input x: f64[batch, 12, 12, 1]
+input y: f64[batch, 10]
+logits = x |> Conv2D(4, 3) |> relu |> MaxPooling2D(2) |> AveragePooling2D(1) |> Dropout(0.25) |> Flatten |> Dense(10)
+loss = mean(categorical_crossentropy(softmax(logits), y))
+gW = grad(loss, Conv2D_1.W)
+gx = grad(loss, x)
+"""
+
+
+def test_grad_through_convolution_and_pooling_with_a_symbolic_batch():
+    prog = compile_program(CNN)
+    rng = np.random.default_rng(0)
+    inputs = {"x": rng.standard_normal((3, 12, 12, 1)), "y": np.eye(10)[[1, 2, 3]]}
+    out = prog.run(["gW", "gx"], **inputs)
+    ref = prog.grad("loss", wrt=["Conv2D_1.W", "x"], **inputs)
+    np.testing.assert_allclose(out["gW"], ref["Conv2D_1.W"], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(out["gx"], ref["x"], rtol=1e-12, atol=1e-15)
+
+
+def test_grad_of_grad_and_the_book_way_through_compiled_plans():
+    compiled = compile_program(POLY)
+    t = {"t": np.float64(0.7)}
+    for _ in range(3):  # the key repeats: the third call replays a compiled plan
+        values, grads = compiled.value_and_grad("d2", ["t"], t, also=["d1"])
+    assert compiled._plans.stats["replays"] >= 1
+    assert values["d2"] == pytest.approx(second(0.7), abs=1e-12)
+    assert values["d1"] == pytest.approx(first(0.7), abs=1e-12)
+    assert grads["t"] == pytest.approx(third(0.7), abs=1e-11)
+
+    prog = load(CH04 / "listing_4_10_grad.dl")
+    dataset = data_module.load(prog.module.data["D"])["D"]
+    inputs = {k: v for k, v in dataset.rows(slice(0, 100)).items() if k in prog.module.inputs}
+    for _ in range(3):
+        values, grads = prog.value_and_grad("loss", ["w", "b"], inputs, also=["gw", "gb"])
+    assert prog._plans.stats["replays"] >= 1
+    np.testing.assert_allclose(values["gw"], grads["w"], rtol=1e-12, atol=1e-15)
+    assert values["gb"] == pytest.approx(grads["b"], rel=1e-12)
