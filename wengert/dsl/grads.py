@@ -108,7 +108,7 @@ class Traced:
         return self.backend.bound("reshape")(self, shape=shape)
 
     def __array_ufunc__(self, uf, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        name = _UFUNCS.get(uf)
+        name = ops.UFUNCS.get(uf)
         if method != "__call__" or name is None or kwargs:
             raise NotDifferentiable(f"numpy.{uf.__name__} is not available to derivative rules in `grad`")
         like = next(a.dtype for a in inputs if isinstance(a, Traced))
@@ -121,12 +121,6 @@ class Traced:
         return impl(*args, **kwargs)
 
 
-_UFUNCS = {np.add: "add", np.subtract: "sub", np.multiply: "mul", np.true_divide: "div", np.power: "pow",
-           np.maximum: "maximum", np.minimum: "minimum", np.less: "lt", np.less_equal: "le", np.greater: "gt",
-           np.greater_equal: "ge", np.equal: "eq", np.not_equal: "ne", np.logical_and: "and",
-           np.logical_or: "or", np.negative: "neg", np.abs: "abs", np.absolute: "abs", np.sign: "sign",
-           np.exp: "exp", np.log: "log", np.sqrt: "sqrt", np.sin: "sin", np.cos: "cos", np.tanh: "tanh",
-           np.floor: "floor", np.logical_not: "not", np.matmul: "matmul"}
 
 
 def _where(c, a, b):
