@@ -10,6 +10,7 @@ compiler/graph.py (the reverse pass traced by recording bind), applied to the IR
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,9 @@ from ..runtime import ops, primitives
 from ..runtime.ir import Block, Eqn, Var
 from ..runtime.types import DTYPE_OF_NUMPY, ERROR_TYPE, FLOATS, NUMPY_DTYPE, TensorType
 from .builder import Builder, control
+
+
+_STEP_SYMBOLS = itertools.count(1)  # names of the trip counts of loops with run-time bounds
 
 
 class NotDifferentiable(Exception):
@@ -278,9 +282,9 @@ class ReverseSweep:
         reads; the body's values it needs are stacked by the forward loop (one row per step)."""
         params, body = e.params, e.regions[0]
         start, stop, n_carried = params["start"], params["stop"], params["n_carried"]
-        if start is None or stop is None:
-            raise NotDifferentiable("`grad` through a loop whose bounds are known only when the program runs "
-                                    "is not supported; differentiate it with `wengert grad` or a train block", e.span)
+        bounds = list(e.inputs[n_carried:])  # the bounds known only at run time, start first
+        start_of = self.dim_var(start) if start is not None else self.b.cast(bounds[0], "i64", self.span)
+        stop_of = self.dim_var(stop) if stop is not None else self.b.cast(bounds[-1], "i64", self.span)
         index, carried = body.args[0], list(body.args[1:])
         outer = [v for k, v in _region_free(body).items() if k in active and v.type.dtype in FLOATS]
         inits = [self.em.var(adj[o.id]) if o.id in adj else self.zeros(a) for o, a in zip(e.outputs, carried)]
@@ -290,7 +294,7 @@ class ReverseSweep:
         b_index = Var(TensorType("i64", ()), index.hint)
         block = self.b.push(Block(args=(b_index, *lam, *mu)))
         prologue_at = len(block.eqns)
-        position = self._position(b_index, start, stop, params["reversed"])
+        position = self._position(b_index, start_of, stop_of, params["reversed"])
         prologue = block.eqns[prologue_at:]
         del block.eqns[prologue_at:]
         inner: dict[int, Any] = {}
@@ -307,8 +311,8 @@ class ReverseSweep:
         new_mu = [self.em.var(ops.add(self.traced(m), inner[v.id])) if v.id in inner else m for v, m in zip(outer, mu)]
         block.results = tuple(new_lam) + tuple(new_mu)
         self.b.pop()
-        self._stack_needed(e, block, index, b_index, position, prologue, stop, start)
-        outs = control(self.b, "for", inits, [v.type for v in lam + mu],
+        self._stack_needed(e, block, index, b_index, position, prologue)
+        outs = control(self.b, "for", inits + bounds, [v.type for v in lam + mu],
                        {"start": start, "stop": stop, "reversed": not params["reversed"],
                         "n_carried": len(inits), "stacked": ()}, (block,), self.span)
         for k, init in enumerate(e.inputs[:n_carried]):
@@ -317,22 +321,32 @@ class ReverseSweep:
         for v, o in zip(outer, outs[n_carried:]):
             self.accumulate(adj, v, self.traced(o))
 
-    def _position(self, index: Var, start: Any, stop: Any, reversed_: bool) -> Var:
+    def _position(self, index: Var, start: Var, stop: Var, reversed_: bool) -> Var:
         """Which row of the forward loop's stacks step `index` wrote (they are in the order the steps ran)."""
         if reversed_:
-            last = self.b.emit("sub", [self.dim_var(stop), self.em.var(np.asarray(1, dtype=np.int64))], {}, self.span)
+            last = self.b.emit("sub", [stop, self.em.var(np.asarray(1, dtype=np.int64))], {}, self.span)
             return self.b.emit("sub", [last, index], {}, self.span)
-        return self.b.emit("sub", [index, self.dim_var(start)], {}, self.span)
+        return self.b.emit("sub", [index, start], {}, self.span)
+
+    def _steps(self, e: Eqn) -> Any:
+        """The trip count of a loop as a dim: stop - start, or a symbol the executor binds when the
+        loop runs (bounds known only then)."""
+        from ..runtime.types import dim_op
+        start, stop = e.params["start"], e.params["stop"]
+        if start is not None and stop is not None:
+            return dim_op("-", stop, start)
+        if e.params.get("steps") is None:
+            e.params = {**e.params, "steps": self.b.dims.declare(f"steps#{next(_STEP_SYMBOLS)}")}
+        return e.params["steps"]
 
     def _stack_needed(self, e: Eqn, backward: Block, index: Var, b_index: Var, position: Var,
-                      prologue: list[Eqn], stop: Any, start: Any) -> None:
+                      prologue: list[Eqn]) -> None:
         """The forward body's values that the backward body reads become stacked outputs of the forward
         loop; the backward body reads row `position` of each (and its own step for the step index)."""
-        from ..runtime.types import dim_op
         body = e.regions[0]
         inside = {a.id for a in body.args[1:]} | {o.id for x in body.eqns for o in x.outputs}
         needed = [v for i, v in _region_free(backward).items() if i in inside]
-        n = dim_op("-", stop, start)
+        n = self._steps(e) if needed else 0
         rename: dict[int, Var] = {index.id: b_index}
         rows: list[Eqn] = []
         for v in needed:

@@ -259,6 +259,8 @@ class Evaluation:
             self.module.dims.resolve(start), self.ctx.bindings)
         stop = self._bound(bounds.pop(0)) if stop is None else eval_dim(
             self.module.dims.resolve(stop), self.ctx.bindings)
+        if e.params.get("steps") is not None:  # a symbol for the trip count (the stacks `grad` reads)
+            self.ctx.bindings[self.module.dims.find(e.params["steps"].name)] = max(stop - start, 0)
         body = e.regions[0]
         index_var, arg_vars = body.args[0], body.args[1:]
         for a, c in zip(arg_vars, carried):
