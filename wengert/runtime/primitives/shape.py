@@ -1,7 +1,6 @@
 """Shape primitives: fill, iota, reshape, transpose, broadcast_to, concat, slice, pad, index, gather."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -114,7 +113,7 @@ define("concat", _concat_rule, lambda *xs, axis: np.concatenate(xs, axis=axis))
 
 def slice_length(start: Dim, stop: Dim, step: int) -> Dim:
     if isinstance(start, int) and isinstance(stop, int):
-        return max(0, math.ceil((stop - start) / step))
+        return max(0, -((start - stop) // step))  # ceil division in integers (no float overflow)
     span = dim_op("-", stop, start)
     return span if step == 1 else dim_op("//", dim_op("+", span, step - 1 if step > 0 else step + 1), step)
 
