@@ -1,7 +1,6 @@
 """Shape primitives: fill, iota, reshape, transpose, broadcast_to, concat, slice, pad, index, gather."""
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..types import INTS, NUMPY_DTYPE, Dim, TensorType, dim_op
