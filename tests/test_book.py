@@ -281,7 +281,7 @@ CLI_ROWS = [
         "f_softmax": [[0.09003057317038046, 0.24472847105479767, 0.6652409557748219]],
     }),
     ("listing_4_05.dl", {"x": "[[1,2,3]]"}, {"z": [[5, 7, 9]]}),
-    ("listing_4_06.dl", {"x": "[[1,2,3]]"}, {"z": 68.0}),
+    ("listing_4_06.dl", {"x": "[[1,2,3]]"}, {"z": 68.0, "gz": [[7.0, 17.0, 33.0]]}),
     ("listing_4_07.dl", {"p": "[[0.01,0.01,0.01]]", "y": "[[0.99,0.99,0.01]]"}, {
         "f_bce": 3.058146503109446,
         "f_cce": [9.164288670116301],
@@ -441,7 +441,8 @@ def test_listing_4_12_gradient_finite_despite_nan_loss():
 def test_every_ch04_listing_is_covered():
     """Every program in models/ch04 and listing 9-1 checks and is exercised above."""
     files = sorted(p.name for p in CH04.glob("*.dl"))
-    covered = {r[0] for r in CLI_ROWS} | {"listing_4_09.dl", "listing_4_10.dl", "listing_4_11.dl", "listing_4_12.dl"}
+    covered = {r[0] for r in CLI_ROWS} | {"listing_4_09.dl", "listing_4_10.dl", "listing_4_11.dl", "listing_4_12.dl"} \
+        | {f"listing_4_{n}_grad.dl" for n in (10, 11, 12)}  # tests/test_grad_language.py
     assert files == sorted(covered)
     result = cli("check", *[CH04 / f for f in files], L9_1)
     assert result.exit_code == 0, result.output

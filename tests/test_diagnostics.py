@@ -318,9 +318,9 @@ def test_if_with_a_non_scalar_condition():
 def test_symbolic_dim_bound_to_two_different_sizes_names_the_symbol_and_both_sizes():
     d = the_error("""
         input a: f64[n]
-        input b: f64[3]
+        param W: f64[3, 2] = zeros
         input c: f64[4]
-        u = a + b
+        u = a @ W
         v = a + c
         """)
     assert_at(d, 5, 5, "`n`", "3", "4", "line 4")

@@ -446,10 +446,11 @@ def test_two_symbols_unified_become_one():
     assert typ(m, "w") == "f64[batch, 4]"
 
 
-def test_symbol_bound_by_broadcasting_with_a_number():
-    m = lower("input x: f64[batch, 4]\ninput y: f64[5, 4]\nz = x + y\nw = x")
-    assert typ(m, "z") == "f64[5, 4]"
-    assert typ(m, "w") == "f64[5, 4]"
+def test_broadcasting_never_binds_a_symbol_to_a_number():
+    (e,) = errors("input x: f64[batch, 4]\ninput y: f64[5, 4]\nz = x + y\nw = x")
+    assert where(e) == (3, 5)
+    assert e.message.startswith("cannot broadcast f64[batch, 4] and f64[5, 4]: axis -2 pairs the symbolic dim "
+                                "`batch` with 5")
 
 
 def test_symbolic_mismatch_names_both_places():
@@ -467,10 +468,10 @@ def test_symbolic_mismatch_names_both_places():
 
 def test_symbolic_broadcast_mismatch_names_the_binding_line():
     (e,) = errors("""
-        input x: f64[batch, 4]
-        input y: f64[5, 4]
+        input x: f64[4, batch]
+        param W: f64[5, 3] = zeros
         input z: f64[batch, 4]
-        a = x + y
+        a = x @ W
         b = z + ones([6, 4])
     """)
     assert where(e) == (5, 5)

@@ -16,6 +16,10 @@ def report(diagnostics: Iterable, stream=None) -> None:
         print(d.render(), file=stream)
 
 
+_strict_option = click.option("--strict", is_flag=True,
+                              help="Warnings (such as outer-broadcast) are errors (exit status 2).")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="wengert")
 def main() -> None:
@@ -25,13 +29,14 @@ def main() -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--ir", "show_ir", is_flag=True, help="Print the checked IR of each file.")
-def check(files: tuple[str, ...], show_ir: bool) -> None:
+@_strict_option
+def check(files: tuple[str, ...], show_ir: bool, strict: bool = False) -> None:
     """Parse and check FILES: one summary line each, or the diagnostics (exit status 2)."""
     from .dsl.lower import check_file
     failed = False
     for path in files:
         try:
-            module = check_file(path)
+            module = check_file(path, strict)
         except DiagnosticError as e:
             report(e.diagnostics)
             failed = True
@@ -46,7 +51,12 @@ def check(files: tuple[str, ...], show_ir: bool) -> None:
 def summary(module) -> str:
     def typ(v) -> str:
         return module.type_of(v).__str__()
-    inputs = ", ".join(f"{n}: {typ(d.var)}" for n, d in module.inputs.items()) or "none"
+
+    def declared(v) -> str:  # an input's dims as written; a symbol other code fixed shows its size: `n=4`
+        dims = [str(d) if not isinstance(module.dims.resolve(d), int) or module.dims.resolve(d) == d
+                else f"{d}={module.dims.resolve(d)}" for d in v.type.shape]
+        return f"{v.type.dtype}[{', '.join(dims)}]"
+    inputs = ", ".join(f"{n}: {declared(d.var)}" for n, d in module.inputs.items()) or "none"
     params = ", ".join(f"{n}: {typ(p.var)}" for n, p in module.params.items() if p.kind == "param") or "none"
     state = [f"{n}: {typ(p.var)}" for n, p in module.params.items() if p.kind == "state"]
     values = ", ".join(module.values) or "none"
@@ -73,10 +83,22 @@ def format_module(module) -> str:
 
 
 # ---------------------------------------------------------------- running programs
-def _program(file: str, device: str = "cpu", params: str | None = None):
-    """FILE checked and loaded (on `device`), with the params of `--params P.npz` when given."""
-    from .program import load
-    return _announce(load(file, device, params=params))
+def _program(file: str, device: str = "cpu", params: str | None = None, strict: bool = False):
+    """FILE checked (its warnings printed) and loaded (on `device`), with the params of
+    `--params P.npz` when given."""
+    from .program import Program
+    prog = Program(_checked(file, strict), device)
+    if params is not None:
+        prog.load_params(params)
+    return _announce(prog)
+
+
+def _checked(file: str, strict: bool = False):
+    """The checked module of FILE, its warnings printed on stderr."""
+    from .dsl.lower import check_file
+    module = check_file(file, strict)
+    report(d for d in module.notes if d.severity == "warning")
+    return module
 
 
 def _announce(prog):
@@ -144,20 +166,45 @@ def _compile_options(fn):
 @click.option("--json", "as_json", is_flag=True, help="Print the values as JSON.")
 @click.option("--update", "update", is_flag=True, help="Then apply the program's `update` statements once "
                                                       "and print the new values.")
+@click.option("--steps", type=click.IntRange(1), default=1, show_default=True,
+              help="With --update: apply the updates this many times (a training loop written with "
+                   "`grad` and `update`), then print the values again.")
+@click.option("--data", "data_name", default=None, metavar="NAME",
+              help="Feed every row of the data set NAME (a `data` statement) as inputs; -i overrides.")
 @_params_option
 @_anomaly_option
 @_device_option
+@_strict_option
 @_guard
-def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: bool, params_path: str | None = None,
-        detect_anomaly: bool = False, device: str = "cpu") -> None:
+def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: bool, steps: int = 1,
+        data_name: str | None = None, params_path: str | None = None, detect_anomaly: bool = False,
+        device: str = "cpu", strict: bool = False) -> None:
     """Evaluate named values of FILE."""
-    prog = _program(file, device, params_path)
+    prog = _program(file, device, params_path, strict)
     prog.detect_anomaly = detect_anomaly
-    fed = parse_inputs(inputs)
-    values = prog.run(names.split(","), **fed)
+    fed = {**_data_inputs(prog, data_name), **parse_inputs(inputs)}
+    wanted = names.split(",")
+    values = prog.run(wanted, **fed)
     if update:
-        values.update({f"{k} (updated)" if not as_json else k: v for k, v in prog.apply_updates(fed).items()})
+        for _ in range(steps):
+            new = prog.apply_updates(fed)
+        values.update({f"{k} (updated)" if not as_json else k: v for k, v in new.items()})
+        if steps > 1:
+            values.update({f"{k} (after {steps} steps)": v for k, v in prog.run(wanted, **fed).items()})
     _show(values, as_json)
+
+
+def _data_inputs(prog, name: str | None) -> dict[str, Any]:
+    """Every row of a data set's columns that feed inputs of the program."""
+    if name is None:
+        return {}
+    from .train import data as data_module
+    if name not in prog.module.data:
+        from .diagnostics import did_you_mean
+        raise usage_error(f"--data {name}: no data set of that name" + did_you_mean(name, prog.module.data))
+    dataset = data_module.load(prog.module.data[name])[name]
+    rows = dataset.rows(slice(None))
+    return {k: v for k, v in rows.items() if k in prog.module.inputs}
 
 
 @main.command()
@@ -190,12 +237,17 @@ def grad(file: str, of: str, wrt: str | None, mode: str, inputs: tuple[str, ...]
 @click.option("--wrt", default=None, help="With --tangents: the input or param to seed (tangent 1).")
 @click.option("--range", "span", default=None, help="Only entries A..B of the list.")
 @_params_option
+@_device_option
 @_guard
 def trace(file: str, of: str, inputs: tuple[str, ...], values: bool, adjoints: bool, tangents: bool,
-          wrt: str | None, span: str | None, params_path: str | None = None) -> None:
+          wrt: str | None, span: str | None, params_path: str | None = None, device: str = "cpu") -> None:
     """Print the Wengert list of one evaluation (like the book's figures 9-3 to 9-7)."""
     import numpy as np
-    prog = _program(file, params=params_path)
+    prog = _program(file, device, params=params_path)
+    marks = {}
+    if prog.backend is not None:  # ops that copy to the host and back are marked, never silent
+        from .opencl.host import HOST_ROUND_TRIPS
+        marks = {op: "host round trip" for op in HOST_ROUND_TRIPS}
     fed = parse_inputs(inputs)
     seeds = None
     if tangents:
@@ -214,7 +266,7 @@ def trace(file: str, of: str, inputs: tuple[str, ...], values: bool, adjoints: b
             raise usage_error(f"--range {span}: B must be larger than A (A..B shows entries A to B - 1)")
         if start >= len(t.entries):
             raise usage_error(f"--range {span}: the list has {len(t.entries)} entries, v0 to v{len(t.entries) - 1}")
-    click.echo(t.format(values=values, adjoints=adjoints, tangents=tangents, start=start, stop=stop))
+    click.echo(t.format(values=values, adjoints=adjoints, tangents=tangents, start=start, stop=stop, marks=marks))
 
 
 @main.command()
@@ -374,6 +426,38 @@ def report_command(file: str, of: str, inputs: tuple[str, ...], out: str, expand
     click.echo(f"wrote {written}")
 
 
+@main.command(name="plot")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--x", "x", default=None, help="The named value along the horizontal axis of the curves.")
+@click.option("--y", "ys", default="", help="Named values drawn as curves over --x, comma separated.")
+@click.option("--points", "points", default="", metavar="X:Y,...",
+              help="Pairs of named values drawn as scattered points (the data).")
+@click.option("--logx", is_flag=True)
+@click.option("--logy", is_flag=True)
+@click.option("--title", default="")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="The picture (.png).")
+@_inputs_option
+@_guard
+def plot_command(file: str, x: str | None, ys: str, points: str, logx: bool, logy: bool, title: str, out: str,
+                 inputs: tuple[str, ...]) -> None:
+    """Draw named values of one run of FILE: curves over --x and scattered --points (needs matplotlib)."""
+    from pathlib import Path
+
+    from .plot import plot_values
+    curves = [y for y in ys.split(",") if y]
+    pairs = [tuple(p.split(":", 1)) for p in points.split(",") if p]
+    if any(len(p) != 2 for p in pairs):
+        raise usage_error(f"--points {points}: expected X:Y pairs such as x_train:y_train")
+    if curves and x is None:
+        raise usage_error("--y needs --x (the values along the horizontal axis)")
+    if not curves and not pairs:
+        raise usage_error("nothing to draw: give --x and --y, or --points")
+    names = list(dict.fromkeys(([x] if curves else []) + curves + [n for p in pairs for n in p]))
+    prog = _program(file)
+    values = prog.run(names, **parse_inputs(inputs))
+    click.echo(f"wrote {plot_values(values, x, curves, pairs, Path(out), logx, logy, title)}")
+
+
 # ---------------------------------------------------------------- training
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
@@ -393,18 +477,18 @@ def report_command(file: str, of: str, inputs: tuple[str, ...], out: str, expand
               help="The Dask scheduler for downpour, such as tcp://host:8786 (default: a local cluster).")
 @_anomaly_option
 @_compile_options
+@_strict_option
 @_guard
 def train(file: str, name: str | None, epochs: int | None, batch: str | None, device: str, seed: int | None,
           out_dir: str | None, resume: bool, plot: bool, parallel: str | None = None, cluster: str | None = None,
-          detect_anomaly: bool = False, compile_steps: str = "native") -> None:
+          detect_anomaly: bool = False, compile_steps: str = "native", strict: bool = False) -> None:
     """Train FILE's train block, with a progress bar and one summary line per epoch."""
     from pathlib import Path
 
-    from .dsl.lower import check_file
     from .program import Program
     from .progress import ConsoleReport
     from .train.loop import Trainer
-    prog = _announce(Program(check_file(file), device, seed=seed))
+    prog = _announce(Program(_checked(file, strict), device, seed=seed))
     prog.detect_anomaly = detect_anomaly
     prog.compile = compile_steps
     overrides = {"epochs": epochs, "batch": _batch(batch), "parallel": _parallel(parallel), "cluster": cluster}

@@ -122,3 +122,26 @@ def plot_comparison(curves: dict[str, list[tuple[int, float]]], path: Path) -> P
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_values(values: dict[str, np.ndarray], x: str | None, ys: list[str], points: list[tuple[str, str]],
+                path: Path, logx: bool = False, logy: bool = False, title: str = "") -> Path:
+    """`wengert plot`: named values of one run as curves over `x`, and `points` as scattered
+    (x, y) pairs (the book's figures 2-2..2-5: data, fitted curves, errors against lambda)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for px, py in points:
+        ax.scatter(np.ravel(values[px]), np.ravel(values[py]), s=14, color="k", label=f"{py} over {px}", zorder=3)
+    for y in ys:
+        ax.plot(np.ravel(values[x]), np.ravel(values[y]), label=y)
+    if x is not None:
+        ax.set_xlabel(x)
+    ax.set_xscale("log" if logx else "linear")
+    ax.set_yscale("log" if logy else "linear")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

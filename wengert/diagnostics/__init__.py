@@ -6,13 +6,14 @@ DataError, FeedError, AnomalyError, ...) lives with its layer, built on `Diagnos
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Iterable
 
 import attrs
 
 from .source import Source, Span, read_source
 
-__all__ = ["Diagnostic", "DiagnosticError", "Reporter", "Source", "Span", "did_you_mean", "read_source"]
+__all__ = ["Diagnostic", "DiagnosticError", "Reporter", "Source", "Span", "did_you_mean", "ignored_codes", "read_source"]
 
 
 @attrs.frozen
@@ -22,6 +23,7 @@ class Diagnostic:
     severity: str = "error"
     file: str | None = None  # used when there is no span (a file that cannot be read)
     notes: tuple[tuple[Span | None, str], ...] = ()
+    code: str = ""  # a warning's stable name, as silenced by `# wengert: ignore[CODE]`
 
     @classmethod
     def plain(cls, file: str, message: str) -> "Diagnostic":
@@ -37,7 +39,8 @@ class Diagnostic:
         return str(self.span)
 
     def render(self) -> str:
-        parts = [_render_one(self.span, self.severity, self.message, self.file)]
+        message = f"{self.message} [{self.code}]" if self.code else self.message
+        parts = [_render_one(self.span, self.severity, message, self.file)]
         for span, note in self.notes:
             parts.append(_render_one(span, "note", note, self.file))
         return "\n".join(parts)
@@ -96,6 +99,24 @@ class Reporter:
     def note(self, span: Span | None, message: str) -> None:
         self.diagnostics.append(Diagnostic(span, message, severity="note"))
 
+    def warning(self, span: Span | None, code: str, message: str, *notes: tuple[Span | None, str]) -> None:
+        """A likely mistake that does not stop the program, unless its line says
+        `# wengert: ignore[CODE]` (codes comma separated)."""
+        if span is not None and code in ignored_codes(span.source.line(span.line)):
+            return
+        d = Diagnostic(span, message, severity="warning", notes=tuple(notes), code=code)
+        if d not in self.diagnostics:
+            self.diagnostics.append(d)
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    def make_warnings_errors(self) -> None:
+        """`--strict`: every warning becomes an error."""
+        self.diagnostics = [attrs.evolve(d, severity="error") if d.severity == "warning" else d
+                            for d in self.diagnostics]
+
     @property
     def failed(self) -> bool:
         return any(d.severity == "error" for d in self.diagnostics)
@@ -103,6 +124,15 @@ class Reporter:
     def raise_if_failed(self) -> None:
         if self.failed:
             raise DiagnosticError(self.diagnostics)
+
+
+_IGNORE = re.compile(r"#.*\bwengert:\s*ignore\[([A-Za-z0-9_\-,\s]*)\]")
+
+
+def ignored_codes(line: str) -> set[str]:
+    """The warning codes a source line silences with `# wengert: ignore[code, ...]`."""
+    m = _IGNORE.search(line)
+    return {c.strip() for c in m.group(1).split(",")} if m else set()
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

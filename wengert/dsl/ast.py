@@ -133,6 +133,14 @@ class Assign(Node):
 
 
 @attrs.frozen
+class AssignMany(Node):
+    """`gw, gb = grad(loss, [w, b])`: one name per element of a list."""
+
+    names: tuple[str, ...]
+    value: Expr
+
+
+@attrs.frozen
 class FnParam(Node):
     name: str
     default: Expr | None

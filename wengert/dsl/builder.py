@@ -6,13 +6,15 @@ poisoned var (type ERROR) so that one mistake is reported once, not cascaded.
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import numpy as np
 
 from ..diagnostics import Reporter, Span
 from ..runtime import primitives
 from ..runtime.ir import Block, CallFrame, Eqn, Var
+from ..runtime.primitives.common import BroadcastConflict, fmt, outer_broadcast
 from ..runtime.types import ERROR_TYPE, FLOATS, NUMPY_DTYPE, DimEnv, TensorType, promote
 from .values import DType, is_dim
 
@@ -27,6 +29,8 @@ class Builder:
         self.call_sites: list[tuple[str, Span]] = []  # (function name, call span) being inlined
         self.layers: list[CallFrame] = []  # recorded on each Eqn as `layer` (pictures group by it)
         self._fn_calls = 0
+        self.input_names: dict[int, str] = {}  # Var.id -> name, for hints that name an `input` line
+        self._quiet = 0  # > 0 while emitting equations the user did not write (a `grad`): no warnings
 
     def enter_call(self, callee: str, kind: str, instance: str, definition: Span | None, site: Span | None) -> bool:
         """Push a CallFrame for a layer call, or for a standard-library fn called from user code
@@ -82,16 +86,65 @@ class Builder:
         params = params or {}
         if any(v.type.is_error for v in inputs):
             return Var(ERROR_TYPE)
-        rule = primitives.get(prim).shape_rule
+        primitive = primitives.get(prim)
         self.dims.current_span = span
         try:
-            out = rule(self.dims, *(v.type for v in inputs), **params)
+            out = primitive.shape_rule(self.dims, *(v.type for v in inputs), **params)
+        except BroadcastConflict as e:
+            self.error(span, self._broadcast_message(inputs, e))
+            return Var(ERROR_TYPE)
         except primitives.ShapeError as e:
             self.error(span, str(e))
             return Var(ERROR_TYPE)
+        if primitive.broadcasts and not self._quiet:
+            self._check_outer(inputs, out, span)
         var = Var(out, hint)
         self.block.eqns.append(Eqn(prim, tuple(inputs), (var,), params, self.user_span(span), layer=tuple(self.layers)))
         return var
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """No warnings for the equations emitted inside (derivatives, not the user's expressions)."""
+        self._quiet += 1
+        try:
+            yield
+        finally:
+            self._quiet -= 1
+
+    # ---- broadcasting mistakes ----
+    def _broadcast_message(self, inputs: list[Var], e: BroadcastConflict) -> str:
+        """`batch` against 3: both operands' types, the axis, and how to line the axes up."""
+        shown = " and ".join(fmt(self.dims, v.type) for v in inputs)
+        message = (f"cannot broadcast {shown}: axis {e.axis} pairs the symbolic dim `{e.sym}` with {e.size}, "
+                   f"and broadcasting never binds a symbolic dim to a size")
+        holder = next((v for v in inputs if len(v.type.shape) >= -e.axis
+                       and self.dims.resolve(v.type.shape[e.axis]) == e.sym), None)
+        wider = max(inputs, key=lambda v: v.type.rank)
+        if holder is not None and holder.type.rank < wider.type.rank and all(
+                self.dims.same(a, b) is not False for a, b in zip(holder.type.shape, wider.type.shape)):
+            # y: f32[batch] against p: f32[batch, 3]: the leading axes agree, a trailing one is missing
+            wanted = f"{holder.type.dtype}[{', '.join(str(self.dims.resolve(d)) for d in wider.type.shape)}]"
+            name = self.input_names.get(holder.id)
+            if name is not None:
+                return message + f"; did you mean `input {name}: {wanted}`?"
+            return message + (f"; hint: the {fmt(self.dims, holder.type)} operand lacks trailing axes: "
+                              f"reshape it to {wanted} or expand_dims it")
+        if wider.type.rank > 2:
+            return message + (f"; hint: line the axes up with reshape or squeeze (a layer applied to the "
+                              f"{fmt(self.dims, wider.type)} feature map may need Flatten first)")
+        return message + "; hint: line the axes up with reshape, squeeze or expand_dims"
+
+    def _check_outer(self, inputs: list[Var], out: TensorType, span: Span | None) -> None:
+        axes = outer_broadcast(self.dims, [v.type.shape for v in inputs], out.shape)
+        if axes is None:
+            return
+        shown = " and ".join(fmt(self.dims, v.type) for v in inputs)
+        sym = self.dims.resolve(out.shape[axes[0]])
+        self.reporter.warning(self.user_span(span), "outer-broadcast",
+                              f"broadcasting {shown} gives {fmt(self.dims, out)}: axes {axes[0]} and {axes[1]} both "
+                              f"have size `{sym}` from different operands (an outer product; a prediction "
+                              f"[{sym}, 1] against labels [{sym}]?); reshape or squeeze one operand to line "
+                              f"them up")
 
     def const(self, value: Any, span: Span | None, dtype: str | None = None, weak: bool | None = None) -> Var:
         """A constant from a static: numbers are weakly typed, arrays keep their dtype."""

@@ -447,6 +447,67 @@ def _outer(lw, span, a, b):
     return binary(lw, "*", x, y, span)
 
 
+def _floats(lw, span, *vs) -> list[Var] | None:
+    out = [float_operand(lw, v, span) for v in vs]
+    if any(v.type.is_error for v in out):
+        return None
+    return lw.b.promote_all(out, span)
+
+
+def _matrix_fn(prim: str):
+    def impl(lw, span, a):
+        ops_ = _floats(lw, span, a)
+        return Var(ERROR_TYPE) if ops_ is None else lw.b.emit(prim, ops_, {}, span)
+    return impl
+
+
+def _rhs_fn(prim: str):
+    def impl(lw, span, a, b):
+        ops_ = _floats(lw, span, a, b)
+        return Var(ERROR_TYPE) if ops_ is None else lw.b.emit(prim, ops_, {}, span)
+    return impl
+
+
+for _name in ("inv", "det", "cholesky"):
+    builtin(_name, "a")(_matrix_fn(_name))
+for _name in ("solve", "lstsq"):
+    builtin(_name, "a", "b")(_rhs_fn(_name))
+
+
+@builtin("slogdet", "a")
+def _slogdet(lw, span, a):
+    """numpy.linalg.slogdet: [sign, log |det a|] (bind both with `s, l = slogdet(a)`)."""
+    ops_ = _floats(lw, span, a)
+    if ops_ is None:
+        return [Var(ERROR_TYPE), Var(ERROR_TYPE)]
+    return [lw.b.emit("detsign", ops_, {}, span), lw.b.emit("logabsdet", ops_, {}, span)]
+
+
+@builtin("triangular_solve", "a", "b", lower=True, transpose=False)
+def _triangular_solve(lw, span, a, b, lower=True, transpose=False):
+    """x with T x = b (T x = b with transpose=true meaning Tᵀ x = b), T the lower (or upper) triangle of a."""
+    if not isinstance(lower, bool) or not isinstance(transpose, bool):
+        return _err(lw, span, "triangular_solve: `lower` and `transpose` must be true or false")
+    ops_ = _floats(lw, span, a, b)
+    return Var(ERROR_TYPE) if ops_ is None else lw.b.emit("triangular_solve", ops_,
+                                                          {"lower": lower, "transpose": transpose}, span)
+
+
+def _triangle(prim: str):
+    def impl(lw, span, x, k=0):
+        v = lw.tensor(x, span)
+        if v.type.is_error or _int(lw, k, span, "k") is None:
+            return Var(ERROR_TYPE)
+        if v.type.rank < 2:
+            return _err(lw, span, f"{prim} needs a matrix (rank >= 2), got {lw.fmt(v.type)}")
+        return lw.b.emit(prim, [v], {"k": k}, span)
+    return impl
+
+
+builtin("tril", "x", k=0)(_triangle("tril"))
+builtin("triu", "x", k=0)(_triangle("triu"))
+
+
 # ---------------------------------------------------------------- neural
 def _pair(lw, v, span, what) -> tuple[int, int] | None:
     items = v if isinstance(v, list) else [v, v]
@@ -522,7 +583,13 @@ def _accuracy(lw, span, pred, y):
     p, t = lw.tensor(pred, span), lw.tensor(y, span)
     if p.type.is_error or t.type.is_error:
         return Var(ERROR_TYPE)
-    if p.type.rank >= 2:
+    if p.type.rank >= 2 and lw.dims.resolve(p.type.shape[-1]) == 1:
+        # one column is a binary prediction (Keras's binary_accuracy), not an argmax over one class
+        p = lw.b.emit("reshape", [p], {"shape": p.type.shape[:-1]}, span)
+        if t.type.rank == p.type.rank + 1 and lw.dims.resolve(t.type.shape[-1]) == 1:
+            t = lw.b.emit("reshape", [t], {"shape": t.type.shape[:-1]}, span)
+        pc, tc = _as_label(lw, p, span), _as_label(lw, t, span)
+    elif p.type.rank >= 2:
         pc = _argmax(lw, span, p, -1)
         tc = _argmax(lw, span, t, -1) if t.type.rank == p.type.rank else lw.b.cast(t, "i64", span)
     else:
@@ -535,6 +602,75 @@ def _as_label(lw, v: Var, span) -> Var:
     if v.type.dtype in FLOATS:
         return lw.b.emit("cast", [binary(lw, ">", v, 0.5, span)], {"dtype": "i64"}, span)
     return lw.b.cast(v, "i64", span)
+
+
+# ---------------------------------------------------------------- derivatives in the language
+def _differentiable(lw, span, v, what: str) -> Var | None:
+    v = lw.tensor(v, span)
+    if v.type.is_error:
+        return None
+    if v.type.dtype not in FLOATS:
+        lw.b.error(span, f"{what} must be floating-point, got {lw.fmt(v.type)}")
+        return None
+    return v
+
+
+def _scalar(lw, span, f, what: str) -> Var | None:
+    v = _differentiable(lw, span, f, what)
+    if v is not None and any(lw.dims.resolve(d) != 1 for d in v.type.shape):
+        lw.b.error(span, f"{what} must be a scalar, got {lw.fmt(v.type)} (reduce it with sum or mean)")
+        return None
+    return v
+
+
+@builtin("grad", "f", "wrt")
+def _grad(lw, span, f, wrt):
+    """Theano's T.grad: the gradient of a scalar with respect to a value, or a list of gradients."""
+    from .grads import grad_of
+    many = isinstance(wrt, list)
+    fv = _scalar(lw, span, f, "the first argument of grad")
+    xs = [_differentiable(lw, span, x, "what grad differentiates with respect to") for x in (wrt if many else [wrt])]
+    if fv is None or any(x is None for x in xs) or not xs:
+        return [Var(ERROR_TYPE) for _ in xs] if many else Var(ERROR_TYPE)
+    gs = grad_of(lw.b, fv, xs, span)
+    return gs if many else gs[0]
+
+
+@builtin("jacobian", "y", "x")
+def _jacobian(lw, span, y, x):
+    """d y_i / d x, stacked: [dim(y, 0), *shape(x)] (y a vector of a size known when checking)."""
+    import numpy as np
+
+    from .grads import grad_of
+    yv, xv = _differentiable(lw, span, y, "jacobian's y"), _differentiable(lw, span, x, "jacobian's x")
+    if yv is None or xv is None:
+        return Var(ERROR_TYPE)
+    if yv.type.rank == 0:
+        return grad_of(lw.b, yv, [xv], span)[0]
+    m = lw.dims.resolve(yv.type.shape[0])
+    if yv.type.rank != 1 or not isinstance(m, int):
+        return _err(lw, span, f"jacobian needs a vector y whose size is known when the program is checked, "
+                              f"got {lw.fmt(yv.type)}")
+    rows = []
+    for i in range(m):
+        seed = lw.b.const(np.eye(m, dtype=np.float64)[i], span, dtype=yv.type.dtype, weak=False)
+        rows.append(grad_of(lw.b, yv, [xv], span, seed=seed)[0])
+    return lw.stack(rows, 0, span)
+
+
+@builtin("hvp", "f", "x", "v")
+def _hvp(lw, span, f, x, v):
+    """The Hessian of the scalar f at x times v: grad(sum(grad(f, x) * v), x)."""
+    from .grads import grad_of
+    fv, xv = _scalar(lw, span, f, "the first argument of hvp"), _differentiable(lw, span, x, "hvp's x")
+    if fv is None or xv is None:
+        return Var(ERROR_TYPE)
+    (g,) = grad_of(lw.b, fv, [xv], span)
+    product = binary(lw, "*", g, v, span)
+    if product.type.is_error:
+        return product
+    inner = lw.b.emit("reduce_sum", [product], {"axes": tuple(range(product.type.rank)), "keepdims": False}, span)
+    return grad_of(lw.b, inner, [xv], span)[0]
 
 
 # ---------------------------------------------------------------- functional loops

@@ -86,6 +86,9 @@ def _slice_bounds(lw, item: ast.Slice, d, scope):
     if not isinstance(step, int) or step == 0:
         lw.b.error(item.span, "a slice step must be a non-zero integer")
         return None
+    if isinstance(d, int) and d < 0:
+        lw.b.error(item.span, f"cannot slice an axis of negative size {d}")
+        return None
     if isinstance(d, int) and all(isinstance(x, int) or x is None for x in (start, stop)):
         a, b, s = slice(start, stop, step).indices(d)
         if s < 0:

@@ -102,11 +102,12 @@ class LayerFrame:
 
 class Lowerer:
     def __init__(self, source: Source, reporter: Reporter | None = None, memory_limit: int | None = None,
-                 recorder: Any = None):
+                 recorder: Any = None, strict: bool = False):
         self.source = source
         # Told of every expression lowered: `recorder.expr(node, scope, value, params_made)`
         # (the language server's index of types and definitions, wengert/lsp/); None otherwise.
         self.recorder = recorder
+        self.strict = strict  # warnings are errors (`--strict`, or `strict = true` in a train block)
         self.reporter = reporter or Reporter()
         self.dims = DimEnv()
         self.b = Builder(self.reporter, self.dims)
@@ -135,6 +136,8 @@ class Lowerer:
         self._collect_fns(module, self.scope, self.source)
         for stmt in module.stmts:
             self.stmt(stmt, self.scope, top=True)
+        if self.strict or any(t.config.get("strict") for t in self.trains.values()):
+            self.reporter.make_warnings_errors()
         self.reporter.raise_if_failed()
         main = Block(eqns=self.b.blocks[0].eqns)
         from ..runtime.passes import eliminate_dead_code
@@ -219,6 +222,7 @@ class Lowerer:
         var = Var(t or ERROR_TYPE, s.name)
         if self.bind(scope, s.name, var, s.span, "input"):
             self.inputs[s.name] = InputDecl(s.name, var, s.span)
+            self.b.input_names[var.id] = s.name
 
     def stmt_paramdecl(self, s: ast.ParamDecl, scope: Scope, top: bool) -> None:
         if not top and scope.kind != "layer":
@@ -307,18 +311,35 @@ class Lowerer:
         # `h = Dense(...)` names the params h.W only where one call makes one set of params:
         # at the top level and in a layer body (not in a fn, which may be called many times).
         binding = s.name if isinstance(s.value, ast.Call) and not s.value.piped and _owner(scope) != "fn" else None
-        v = self.expr(s.value, scope, binding=binding)
-        carried = scope.kind == "loop" and s.name in scope.carried  # type: ignore[attr-defined]
+        self.assign(s.name, self.expr(s.value, scope, binding=binding), s.span, s.value.span, scope, top)
+
+    def assign(self, name: str, v: Any, span: Span, value_span: Span, scope: Scope, top: bool) -> None:
+        carried = scope.kind == "loop" and name in scope.carried  # type: ignore[attr-defined]
         if carried:
-            scope.names[s.name] = Binding(v, s.span, "loop")
-            scope.assigned.add(s.name)  # type: ignore[attr-defined]
+            scope.names[name] = Binding(v, span, "loop")
+            scope.assigned.add(name)  # type: ignore[attr-defined]
             return
-        if self.bind(scope, s.name, v, s.span) and top:
+        if self.bind(scope, name, v, span) and top:
             if isinstance(v, Var) or _tensorable(v):
-                var = v if isinstance(v, Var) else self.tensor(v, s.value.span)
-                if var.hint == "" or var.hint == s.name:
-                    var.hint = s.name
-                self.values[s.name] = var
+                var = v if isinstance(v, Var) else self.tensor(v, value_span)
+                if var.hint == "" or var.hint == name:
+                    var.hint = name
+                self.values[name] = var
+
+    def stmt_assignmany(self, s: ast.AssignMany, scope: Scope, top: bool) -> None:
+        for name in s.names:
+            if name in KEYWORDS:
+                self.b.error(s.span, f"`{name}` is a keyword")
+                return
+        v = self.expr(s.value, scope)
+        if isinstance(v, Var) and v.type.is_error:
+            v = [v] * len(s.names)
+        if not isinstance(v, list) or len(v) != len(s.names):
+            count = f"{len(v)} values" if isinstance(v, list) else describe(v)
+            self.b.error(s.value.span, f"{len(s.names)} names need a list of {len(s.names)} values, got {count}")
+            return
+        for name, item in zip(s.names, v):
+            self.assign(name, item, s.span, s.value.span, scope, top)
 
     def bind(self, scope: Scope, name: str, value: Any, span: Span, kind: str = "value") -> bool:
         prev = scope.names.get(name)
@@ -641,17 +662,17 @@ def _deep_recursion(limit: int = 20000):
         sys.setrecursionlimit(old)
 
 
-def lower_source(source: Source, recorder: Any = None) -> Module:
-    """Parse and check one program; raises DiagnosticError with every mistake found.
-    A `recorder` is told of the parsed module and its lowerer (`recorder.parsed(module, lowerer)`)
-    and of every expression lowered (see `Lowerer`)."""
+def lower_source(source: Source, recorder: Any = None, strict: bool = False) -> Module:
+    """Parse and check one program; raises DiagnosticError with every mistake found (with
+    `strict`, warnings too). A `recorder` is told of the parsed module and its lowerer
+    (`recorder.parsed(module, lowerer)`) and of every expression lowered (see `Lowerer`)."""
     with _deep_recursion():
         module = parse(source)
-        lowerer = Lowerer(source, recorder=recorder)
+        lowerer = Lowerer(source, recorder=recorder, strict=strict)
         if recorder is not None:
             recorder.parsed(module, lowerer)
         return lowerer.lower_module(module)
 
 
-def check_file(path: str | Path) -> Module:
-    return lower_source(read_source(path))
+def check_file(path: str | Path, strict: bool = False) -> Module:
+    return lower_source(read_source(path), strict=strict)

@@ -214,6 +214,9 @@ class _ToAst(Transformer):
     def assign_stmt(self, meta, c):
         return ast.Assign(str(c[0]), c[1], span=self._span(meta))
 
+    def assign_many(self, meta, c):
+        return ast.AssignMany(tuple(str(n) for n in c[:-1]), c[-1], span=self._span(meta))
+
     def fn_expr(self, meta, c):
         return ast.FnDef("fn", str(c[0]), c[1] or (), c[2], span=self._span(meta))
 
@@ -238,6 +241,13 @@ class _ToAst(Transformer):
 
     def entry(self, meta, c):
         return ast.Keyword(str(c[0]), c[1], span=self._span(meta))
+
+    def entry_call(self, meta, c):
+        """`early_stopping(patience=3)` is `early_stopping = early_stopping(patience=3)`."""
+        span = self._span(meta)
+        args, kwargs = c[1] if c[1] is not None else ((), ())
+        name = str(c[0])
+        return ast.Keyword(name, ast.Call(ast.Name(name, span=span), args, kwargs, span=span), span=span)
 
     def import_stmt(self, meta, c):
         return ast.Import(_unquote(c[0]), span=self._span(meta))

@@ -34,7 +34,7 @@ SCHEDULES = {name: keywords(fn) for name, fn in optim.SCHEDULES.items()}
 EARLY_STOPPING = {name: keywords(fn) for name, fn in loop.EARLY_STOPPING.items()}
 TRAIN_KEYS = ("data", "valid", "minimize", "optimizer", "epochs", "steps", "batch", "shuffle", "schedule",
               "clip_norm", "clip_value", "gradient_noise", "early_stopping", "metrics", "checkpoint", "parallel",
-              "cluster", "seed")
+              "cluster", "seed", "strict")
 
 
 def static_call(lw, e: ast.Expr, scope, table: dict[str, dict[str, Any]], what: str,
@@ -201,6 +201,9 @@ def lower_train(lw, s: ast.TrainDef, scope) -> None:
         lw.b.error(s.span, "a train block needs `minimize = <a scalar named value>`")
     if "data" not in seen:
         lw.b.error(s.span, "a train block needs `data = <a data set>`")
+    if "steps" in seen and "epochs" in seen:
+        lw.b.error(seen["steps"].span, f"`steps` and `epochs` (line {seen['epochs'].span.line}) both say how long "
+                                       "to train: keep one")
     if "cluster" in seen and (config.get("parallel") or ("",))[0] != "downpour":
         lw.b.error(seen["cluster"].span, "`cluster` is the Dask scheduler of `parallel = downpour(...)`, "
                                          "which this train block does not use")
@@ -256,10 +259,10 @@ def _train_value(lw, key: str, value: ast.Expr, scope) -> Any:
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
             return float(v)
         lw.b.error(value.span, f"`{key}` must be a positive number, got {describe(v)}")
-    elif key == "shuffle":
+    elif key in ("shuffle", "strict"):
         if isinstance(v, bool):
             return v
-        lw.b.error(value.span, f"`shuffle` must be true or false, got {describe(v)}")
+        lw.b.error(value.span, f"`{key}` must be true or false, got {describe(v)}")
     elif key in ("checkpoint", "cluster"):
         if isinstance(v, str) and (key != "cluster" or (v and not any(c.isspace() for c in v))):
             return v

@@ -657,7 +657,7 @@ def matmul_views(be: Backend, va: View, vb: View) -> DeviceArray:
     return out
 
 
-from . import neural, random  # noqa: E402,F401  (they register the convolution, pooling and random kernels)
+from . import host, neural, random  # noqa: E402,F401  (they register the host round trips, convolution, pooling and random kernels)
 
 CONTEXT = {"random_normal", "random_uniform", "random_bernoulli", "training"}
 

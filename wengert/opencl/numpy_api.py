@@ -12,19 +12,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..runtime import ops
 from ..runtime.ops import bind
 from ..runtime.types import DTYPE_OF_NUMPY
 from .array import DeviceArray
 
-UFUNCS: dict[Any, str] = {
-    np.add: "add", np.subtract: "sub", np.multiply: "mul", np.true_divide: "div", np.power: "pow",
-    np.mod: "mod", np.remainder: "mod", np.maximum: "maximum", np.minimum: "minimum", np.less: "lt",
-    np.less_equal: "le", np.greater: "gt", np.greater_equal: "ge", np.equal: "eq", np.not_equal: "ne",
-    np.logical_and: "and", np.logical_or: "or", np.negative: "neg", np.abs: "abs", np.absolute: "abs",
-    np.sign: "sign", np.exp: "exp", np.log: "log", np.log1p: "log1p", np.expm1: "expm1", np.sqrt: "sqrt",
-    np.sin: "sin", np.cos: "cos", np.tanh: "tanh", np.floor: "floor", np.ceil: "ceil", np.rint: "round",
-    np.logical_not: "not", np.matmul: "matmul",
-}
+UFUNCS = ops.UFUNCS
 
 
 def _backend(values) -> Any:

@@ -248,7 +248,8 @@ class Evaluation:
             self.guards.append((self.entry_of.get(e.inputs[0].id, -1), cond))
         region = e.regions[0] if cond else e.regions[1]
         self.block(region)
-        self._alias(e.outputs[0], region.results[0])
+        for out, result in zip(e.outputs, region.results):  # several when `grad` exports a branch's values
+            self._alias(out, result)
 
     def _for(self, e: Eqn) -> None:
         n_carried = e.params["n_carried"]
@@ -258,6 +259,8 @@ class Evaluation:
             self.module.dims.resolve(start), self.ctx.bindings)
         stop = self._bound(bounds.pop(0)) if stop is None else eval_dim(
             self.module.dims.resolve(stop), self.ctx.bindings)
+        if e.params.get("steps") is not None:  # a symbol for the trip count (the stacks `grad` reads)
+            self.ctx.bindings[self.module.dims.find(e.params["steps"].name)] = max(stop - start, 0)
         body = e.regions[0]
         index_var, arg_vars = body.args[0], body.args[1:]
         for a, c in zip(arg_vars, carried):

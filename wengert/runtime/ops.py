@@ -33,6 +33,18 @@ def tangent(v: Any) -> np.ndarray | None:
     return v.tangent if isinstance(v, Dual) else None
 
 
+# NumPy's ufuncs as primitives: what array types that are not ndarrays (device arrays, the IR
+# values of `grad` while checking) run when NumPy code such as a derivative rule calls them.
+UFUNCS: dict[Any, str] = {
+    np.add: "add", np.subtract: "sub", np.multiply: "mul", np.true_divide: "div", np.power: "pow",
+    np.mod: "mod", np.remainder: "mod", np.maximum: "maximum", np.minimum: "minimum", np.less: "lt",
+    np.less_equal: "le", np.greater: "gt", np.greater_equal: "ge", np.equal: "eq", np.not_equal: "ne",
+    np.logical_and: "and", np.logical_or: "or", np.negative: "neg", np.abs: "abs", np.absolute: "abs",
+    np.sign: "sign", np.exp: "exp", np.log: "log", np.log1p: "log1p", np.expm1: "expm1", np.sqrt: "sqrt",
+    np.sin: "sin", np.cos: "cos", np.tanh: "tanh", np.floor: "floor", np.ceil: "ceil", np.rint: "round",
+    np.logical_not: "not", np.matmul: "matmul",
+}
+
 # Array types of other backends (wengert.opencl adds DeviceArray): a primitive with an operand
 # of such a type runs that backend's kernel (`operand.backend.bound(prim)`) instead of NumPy's.
 DEVICE_TYPES: set[type] = set()

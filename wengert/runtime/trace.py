@@ -51,12 +51,14 @@ class Trace:
         return self.format(values=True)
 
     def format(self, values: bool = True, adjoints: bool = False, tangents: bool = False,
-               start: int = 0, stop: int | None = None) -> str:
-        """A table like the book's figures 9-3..9-7: index, op, operands, shape, value (and derivative)."""
+               start: int = 0, stop: int | None = None, marks: dict[str, str] | None = None) -> str:
+        """A table like the book's figures 9-3..9-7: index, op, operands, shape, value (and derivative).
+        `marks` notes ops by name (`{"inv": "host round trip"}` on an OpenCL device)."""
+        marks = marks or {}
         rows = [["#", "op", "operands", "type", "line"] + (["value"] if values else [])
                 + (["tangent"] if tangents else []) + (["adjoint"] if adjoints else [])]
         for e in self.entries[start:stop]:
-            label = e.op + (f" {e.name}" if e.name else "")
+            label = e.op + (f" ({marks[e.op]})" if e.op in marks else "") + (f" {e.name}" if e.name else "")
             row = [f"v{e.index}", label, ", ".join(f"v{i}" for i in e.operands),
                    f"{e.dtype}[{','.join(map(str, e.shape))}]", f"{e.span.line}:{e.span.column}" if e.span else ""]
             if values:

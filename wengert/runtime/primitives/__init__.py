@@ -27,6 +27,7 @@ class Primitive:
     # written with runtime.ops helpers so that dual numbers flow through (Hessian-vector products).
     vjp: Callable[..., Any] | None = None
     differentiable: bool = True  # False: outputs carry no derivative (comparisons, argmax, random)
+    broadcasts: bool = False  # elementwise over NumPy-broadcast operands (the checker warns on outer broadcasts)
 
 
 REGISTRY: dict[str, Primitive] = {}

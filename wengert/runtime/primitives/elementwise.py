@@ -70,7 +70,7 @@ BINARY = {
     "and": ("bool", np.logical_and), "or": ("bool", np.logical_or),
 }
 for _name, (_result, _kernel) in BINARY.items():
-    define(_name, _binary_rule(_result), _kernel)
+    define(_name, _binary_rule(_result), _kernel, broadcasts=True)
 
 
 def _where_rule(env, c: TensorType, a: TensorType, b: TensorType, **_):
@@ -81,7 +81,7 @@ def _where_rule(env, c: TensorType, a: TensorType, b: TensorType, **_):
     return TensorType(a.dtype, broadcast_shapes(env, c.shape, a.shape, b.shape), weak=a.weak and b.weak)
 
 
-define("where", _where_rule, np.where)
+define("where", _where_rule, np.where, broadcasts=True)
 
 
 def _cast_rule(env, x: TensorType, *, dtype: str):

@@ -161,8 +161,8 @@ def _filter_grad(x, g, *, w_shape, stride, padding):
     return (cols.T @ g.reshape(-1, g.shape[3])).reshape(tuple(w_shape))
 
 
-define("conv2d_input_grad", lambda env, g, w, **_: g, _input_grad)
-define("conv2d_filter_grad", lambda env, x, g, **_: x, _filter_grad)
+define("conv2d_input_grad", lambda env, g, w, *, x_shape, **_: TensorType(g.dtype, tuple(x_shape)), _input_grad)
+define("conv2d_filter_grad", lambda env, x, g, *, w_shape, **_: TensorType(x.dtype, tuple(w_shape)), _filter_grad)
 
 
 # Forward mode: the direction axis K of a tangent is folded into the batch axis (a tangent of an
@@ -267,7 +267,7 @@ def _avgpool_grad(g, *, x_shape, size, stride):
 
 
 define("maxpool2d_grad", lambda env, x, out, g, **_: x, _maxpool_grad)
-define("avgpool2d_grad", lambda env, g, **_: g, _avgpool_grad)
+define("avgpool2d_grad", lambda env, g, *, x_shape, **_: TensorType(g.dtype, tuple(x_shape)), _avgpool_grad)
 
 
 def _maxpool_jvp(primals, tangents, out, *, size, stride):

@@ -1,8 +1,6 @@
 """Shape primitives: fill, iota, reshape, transpose, broadcast_to, concat, slice, pad, index, gather."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..types import INTS, NUMPY_DTYPE, Dim, TensorType, dim_op
@@ -114,7 +112,7 @@ define("concat", _concat_rule, lambda *xs, axis: np.concatenate(xs, axis=axis))
 
 def slice_length(start: Dim, stop: Dim, step: int) -> Dim:
     if isinstance(start, int) and isinstance(stop, int):
-        return max(0, math.ceil((stop - start) / step))
+        return max(0, -((start - stop) // step))  # ceil division in integers (no float overflow)
     span = dim_op("-", stop, start)
     return span if step == 1 else dim_op("//", dim_op("+", span, step - 1 if step > 0 else step + 1), step)
 
@@ -262,7 +260,7 @@ def _unslice(g, *, shape, starts, stops, steps):
     return out
 
 
-define("unslice", lambda env, g, **_: g, _unslice)
+define("unslice", lambda env, g, *, shape, **_: TensorType(g.dtype, tuple(shape)), _unslice)
 
 
 def _unslice_jvp(primals, tangents, out, *, shape, starts, stops, steps):
@@ -329,7 +327,7 @@ def _scatter(g, ids, *, shape, axis, scalar):
     return out
 
 
-define("scatter", lambda env, g, ids, **_: g, _scatter)
+define("scatter", lambda env, g, ids, *, shape, **_: TensorType(g.dtype, tuple(shape)), _scatter)
 
 
 def _scatter_jvp(primals, tangents, out, *, shape, axis, scalar):
