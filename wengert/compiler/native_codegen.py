@@ -91,6 +91,10 @@ def _scale(g, d):  # ops.scale: g * d, but 0 where g is 0 and d is not finite
 NUMBA_TYPE = {"float64": "np.float64", "float32": "np.float32", "int64": "np.int64", "int32": "np.int32",
               "bool": "np.bool_"}
 MAX_SEGMENT = 400  # kernels per native function: bounds numba's compile time
+# Native kernels per step: numba types every kernel of every segment, about 10 ms each, so a step of
+# thousands (an LSTM unrolled over 80 time steps) would take minutes to build; beyond this it stays
+# a NumPy plan until equal kernels share compiled code (fusion.Kernel.key).
+MAX_NATIVE_KERNELS = 600
 
 
 def literal(value: Any, dtype: np.dtype) -> str:
@@ -144,6 +148,7 @@ class Writer:
 
     graph: Graph
     lines: list[str] = attrs.Factory(list)
+    layout: dict[int, str] = attrs.Factory(dict)  # numba's layout of views: "F" or "A" (others are C)
 
     def name(self, n: int) -> str:
         return f"t{n}"
@@ -231,7 +236,9 @@ def write_reduce(w: Writer, kernel: Kernel) -> None:
 
 def write_matmul(w: Writer, kernel: Kernel) -> None:
     node = w.graph.nodes[kernel.node]
-    a, b = (w.name(i) for i in node.args)
+    # np.dot calls BLAS on C or F operands; on a strided view numba multiplies in a plain loop
+    # (seconds for a convolution's im2col product), so such an operand is copied first
+    a, b = (f"np.ascontiguousarray({w.name(i)})" if w.layout.get(i) == "A" else w.name(i) for i in node.args)
     if node.meta.shape:
         out = w.alloc(kernel.node)
         w.emit(f"np.dot({a}, {b}, {out})")
@@ -249,14 +256,20 @@ def write_view(w: Writer, kernel: Kernel) -> None:
     elif node.op == "transpose":
         perm = tuple(int(p) for p in node.params["perm"])
         # `.T` keeps numba's layout known (F for a C array), so np.dot stays a BLAS call
-        code = f"{x}.T" if perm == tuple(range(len(perm)))[::-1] else f"np.transpose({x}, {perm!r})"
+        reverse = perm == tuple(range(len(perm)))[::-1]
+        code = f"{x}.T" if reverse else f"np.transpose({x}, {perm!r})"
+        before = w.layout.get(node.args[0], "C")
+        w.layout[kernel.node] = {"C": "F", "F": "C"}.get(before, "A") if reverse else "A"
     elif node.op == "slice":
+        w.layout[kernel.node] = "A"
         code = x + _slices(node.params["starts"], node.params["stops"], node.params["steps"])
     elif node.op == "index":
         k = int(w.graph.nodes[node.args[1]].value)
         code = x + "[" + ", ".join([":"] * int(node.params["axis"]) + [str(k)]) + "]"
+        w.layout[kernel.node] = "A"
     else:  # stop_gradient
         code = x
+        w.layout[kernel.node] = w.layout.get(node.args[0], "C")
     w.emit(f"{w.name(kernel.node)} = {code}")
 
 
@@ -325,7 +338,9 @@ def _render_segment(graph: Graph, seg: Segment, index: int) -> str:
         test = f"bool({w.name(n)}[()]) != {want!r}" if isinstance(want, bool) else f"int({w.name(n)}[()]) != {want!r}"
         w.emit(f"if {test}:")
         w.emit(f"status = {g + 1}", 2)
-    rets = ", ".join(["status"] + [w.name(n) for n in seg.returns])
+    # a view handed back is made contiguous: host kernels (im2col's products) are slow on strided arrays
+    rets = ", ".join(["status"] + [f"np.ascontiguousarray({w.name(n)})" if w.layout.get(n, "C") != "C"
+                                   else w.name(n) for n in seg.returns])
     w.emit(f"return ({rets},)")
     args = ", ".join(w.name(n) for n in seg.reads)
     return f"\n\n@njit(cache=True, error_model=\"numpy\")\ndef segment{index}({args}):\n" + "\n".join(w.lines) + "\n"
@@ -342,6 +357,10 @@ def generate(graph: Graph, order: list[int], rep: dict[int, int], value_nodes: l
     segments = [p for p in parts if isinstance(p, Segment)]
     if not segments:
         raise NotCompilable("no kernel of this step is native")
+    native = sum(len(seg.kernels) for seg in segments)
+    if native > MAX_NATIVE_KERNELS:
+        raise NotCompilable(f"{native} native kernels in {len(segments)} segments: beyond the budget of "
+                            f"{MAX_NATIVE_KERNELS} (compile time); the step runs as a NumPy plan")
     # what each segment reads, and what it hands back: values read after it, outputs
     seg_of = {k.node: s for s, seg in enumerate(segments) for k in seg.kernels}
     escaping = set(outputs)
