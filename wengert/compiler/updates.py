@@ -83,3 +83,52 @@ def _adam(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
         body += ["v = _maximum(S_max_exp_avg_sq[i], v)", "S_max_exp_avg_sq[i] = v"]
     body += [f"denom = np.sqrt(v) / bc2 + {lit(h['eps'])}", "P[i] = P[i] - step_ * m / denom"]
     return UpdateCode(slots, prologue, body)
+
+
+@renderer("adagrad")
+def _adagrad(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
+    body = [f"g = {_decayed(h, dtype)}", "s = S_sum[i] + g * g", "S_sum[i] = s",
+            f"P[i] = P[i] - clr * g / (np.sqrt(s) + {literal(h['eps'], dtype)})"]
+    decay = h["lr_decay"]
+    return UpdateCode(("sum",), [f"clr = {_step_factor(f'lr / (1 + (t - 1) * {decay!r})', dtype)}"], body)
+
+
+@renderer("rmsprop")
+def _rmsprop(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
+    lit = lambda v: literal(v, dtype)  # noqa: E731
+    alpha = h["alpha"]
+    body = [f"g = {_decayed(h, dtype)}", f"v = {lit(alpha)} * S_square_avg[i] + {lit(1 - alpha)} * g * g",
+            "S_square_avg[i] = v"]
+    slots: tuple[str, ...] = ("square_avg",)
+    if h["centered"]:
+        slots += ("grad_avg",)
+        body += [f"a = {lit(alpha)} * S_grad_avg[i] + {lit(1 - alpha)} * g", "S_grad_avg[i] = a", "v = v - a * a"]
+    body.append(f"denom = np.sqrt(v) + {lit(h['eps'])}")
+    if h["momentum"] > 0:
+        slots += ("momentum_buffer",)
+        body += [f"b = {lit(h['momentum'])} * S_momentum_buffer[i] + g / denom", "S_momentum_buffer[i] = b",
+                 "P[i] = P[i] - lr_ * b"]
+    else:
+        body.append("P[i] = P[i] - lr_ * g / denom")
+    return UpdateCode(slots, [f"lr_ = {_step_factor('lr', dtype)}"], body)
+
+
+@renderer("adadelta")
+def _adadelta(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
+    lit = lambda v: literal(v, dtype)  # noqa: E731
+    rho, eps = h["rho"], h["eps"]
+    body = [f"g = {_decayed(h, dtype)}", f"v = {lit(rho)} * S_square_avg[i] + {lit(1 - rho)} * g * g",
+            "S_square_avg[i] = v", f"delta = np.sqrt(S_acc_delta[i] + {lit(eps)}) / np.sqrt(v + {lit(eps)}) * g",
+            f"S_acc_delta[i] = {lit(rho)} * S_acc_delta[i] + {lit(1 - rho)} * delta * delta",
+            "P[i] = P[i] - lr_ * delta"]
+    return UpdateCode(("square_avg", "acc_delta"), [f"lr_ = {_step_factor('lr', dtype)}"], body)
+
+
+@renderer("adamax")
+def _adamax(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
+    lit = lambda v: literal(v, dtype)  # noqa: E731
+    b1 = h["beta1"]
+    body = [f"g = {_decayed(h, dtype)}", f"m = {lit(b1)} * S_exp_avg[i] + {lit(1 - b1)} * g", "S_exp_avg[i] = m",
+            f"u = _maximum({lit(h['beta2'])} * S_exp_inf[i], abs(g) + {lit(h['eps'])})", "S_exp_inf[i] = u",
+            "P[i] = P[i] - step_ * m / u"]
+    return UpdateCode(("exp_avg", "exp_inf"), [f"step_ = {_step_factor(f'lr / (1 - {b1!r} ** t)', dtype)}"], body)
