@@ -48,9 +48,11 @@ class EpochRunner:
 
 
 def build(step: NativeStep, roots: list[tuple[str, str]], wrt: list[str], updates: dict[str, UpdateCode],
-          metas: dict[str, tuple[tuple[int, ...], np.dtype]], n_values: int) -> EpochRunner:
+          metas: dict[str, tuple[tuple[int, ...], np.dtype]], n_values: int, consecutive: bool) -> EpochRunner:
     """The epoch function for a native step. `updates`: each param's update code; `metas`: each root's
-    (per-step shape, dtype); the X arguments are whole columns, indexed by rows of `idx`."""
+    (per-step shape, dtype); the X arguments are whole columns, indexed by rows of `idx`. With
+    `consecutive` (unshuffled batches), a batch is a view of rows idx[k, 0]..., as the Python path's
+    slice, not a copy."""
     inputs = [name for kind, name in roots if kind == "input"]
     params = [name for kind, name in roots if kind != "input"]
     slots = [(p, s) for p in wrt for s in updates[p].slots]
@@ -65,8 +67,9 @@ def build(step: NativeStep, roots: list[tuple[str, str]], wrt: list[str], update
         else:
             call.append(consts[c])
             c += 1
-    lines = ["for k in range(idx.shape[0]):", "    rows = idx[k]"]
-    lines += [f"    x_{j} = X{j}[rows]" for j in range(len(inputs))]
+    lines = ["size = idx.shape[1]", "for k in range(idx.shape[0]):", "    rows = idx[k]"]
+    lines += [f"    x_{j} = X{j}[rows[0]:rows[0] + size]" if consecutive else f"    x_{j} = X{j}[rows]"
+              for j in range(len(inputs))]
     lines += [f"    r = segment0({', '.join(call)})", "    if r[0] != 0:", "        return k",
               "    t = t0 + k + 1.0"]
     for j, value_at in enumerate(step.values):

@@ -112,7 +112,7 @@ class Trainer:
         self.best: dict[str, Any] = {"loss": math.inf, "wait": 0, "params": None, "epoch": -1}
         self._snapshot: tuple | None = None  # the state after the last complete epoch
         self._fingerprint_value: str | None = None
-        self._runners: dict[int, Any] = {}  # batch size -> fused-epoch runner (None: not possible)
+        self._runners: dict[tuple, Any] = {}  # (batch size, consecutive) -> fused-epoch runner (None: not possible)
         self._fused_columns: dict[int, dict[str, np.ndarray]] = {}  # data set -> inputs as the step reads them
         self._last_save = -math.inf
         self._at = ""  # where the loop is, for an anomaly's note ("step 3 of epoch 2")
@@ -272,13 +272,14 @@ class Trainer:
         return values[:done], size
 
     def _runner(self, train: data.Dataset, first: Any, size: int):
-        """The fused-epoch runner for batches of `size` rows (built once the step is compiled), or None."""
+        """The fused-epoch runner for batches like `first` (built once the step is compiled), or None."""
         from ..compiler import epochs, updates
         from ..compiler.native_codegen import contiguous
         from ..compiler.plan import compile_level
         prog, s = self.prog, self.settings
-        if size in self._runners:
-            return self._runners[size]
+        kind = (size, isinstance(first, slice))
+        if kind in self._runners:
+            return self._runners[kind]
         if prog.device != "cpu" or prog.detect_anomaly or compile_level(prog.compile) != "native" \
                 or prog._plans is None or self.update_names or s.clip_norm or s.clip_value or s.gradient_noise \
                 or any(type(c) is not np.ndarray for c in train.columns.values()):
@@ -290,7 +291,7 @@ class Trainer:
         store = prog._store
         codes = {n: updates.render(self.optimizer.name, self.optimizer.hyper, store[n].dtype) for n in self.param_names}
         if any(code is None for code in codes.values()):
-            self._runners[size] = None
+            self._runners[kind] = None
             return None
         for n in self.param_names:  # the loop reads flat C-order views (orthogonal init gives F order)
             store[n] = contiguous(store[n])
@@ -298,12 +299,13 @@ class Trainer:
         metas = {n: (store[n].shape, store[n].dtype) for n in self.param_names}
         self._fused_columns[id(train)] = {n: contiguous(np.asarray(c, NUMPY_DTYPE[prog.module.inputs[n].var.type.dtype]))
                                           for n, c in train.columns.items() if n in prog.module.inputs}
+        consecutive = isinstance(first, slice)
         key = (self.optimizer.name, tuple(sorted(self.optimizer.hyper.items())), tuple(self.param_names),
-               len(self.hidden_metrics))
+               len(self.hidden_metrics), consecutive)
         if key not in plan.runners:  # built once per plan: later runs (a new Trainer) reuse it
             plan.runners[key] = epochs.build(plan.native, plan.roots, self.param_names, codes, metas,
-                                             1 + len(self.hidden_metrics))
-        self._runners[size] = plan.runners[key]
+                                             1 + len(self.hidden_metrics), consecutive)
+        self._runners[kind] = plan.runners[key]
         return plan.runners[key]
 
     def _row(self, sums: dict[str, float], seen: int, lr: float, start: float) -> dict[str, float]:
