@@ -23,8 +23,8 @@ import numpy as np
 
 from . import cache
 from .fusion import Kernel, broadcast_index, fuse, scalar_literal
-from .graph import GuardFailed, Graph, NotCompilable
-from .numpy_codegen import Plan, Storage, emit_host
+from .graph import Graph, NotCompilable
+from .numpy_codegen import Plan, Storage, emit_host, guard_line, name_leaf, namespace, step_function
 
 # ---------------------------------------------------------------- scalar renderings per primitive
 SCALAR: dict[str, str] = {
@@ -417,9 +417,7 @@ def _glue(graph: Graph, order: list[int], rep: dict[int, int], parts: list[Kerne
           host_guards: dict[int, list[Any]], outputs: set[int], source: str) -> Plan:
     """The Python function of the plan: segment calls and host statements in order."""
     nodes = graph.nodes
-    ns: dict[str, Any] = {"_GuardFailed": GuardFailed, "_isfinite": np.isfinite, "_np_where": np.where,
-                          "_np_multiply": np.multiply, "_np_add": np.add, "_all": np.logical_and.reduce,
-                          "_contiguous": contiguous}
+    ns = {**namespace(), "_contiguous": contiguous}
     name: dict[int, str] = {}
     roots: list[tuple[str, str]] = []
     lines: list[str] = []
@@ -427,21 +425,12 @@ def _glue(graph: Graph, order: list[int], rep: dict[int, int], parts: list[Kerne
     buffers: list[tuple[str, tuple[int, ...], np.dtype]] = []
     guards_checked = dict(host_guards)
     # leaves first: roots and constants, named as the NumPy renderer names them
+    read_natively = {a for seg in segments for a in seg.reads}
     for n in order:
         node = nodes[n]
-        if node.op == "root":
-            name[n] = f"a{len(roots)}"
-            roots.append((node.params["kind"], node.params["name"]))
-            store.set(n, {n})
-        elif node.op == "const":
-            name[n] = f"_c{n}"
-            ns[name[n]] = contiguous(node.value) if any(n in seg.reads for seg in segments) else node.value
-            store.set(n, {n})
-        else:
-            continue
-        for want in host_guards.pop(n, ()):  # a branch on an input itself
-            test = f"bool({name[n]}) is not {want!r}" if isinstance(want, bool) else f"int({name[n]}) != {want!r}"
-            lines.append(f"if {test}: raise _GuardFailed")
+        value = contiguous(node.value) if node.op == "const" and n in read_natively else None
+        if name_leaf(node, n, name, roots, ns, store, value):
+            lines += [guard_line(name[n], want) for want in host_guards.pop(n, ())]  # a branch on an input itself
     last_use = {}
     for pos, part in enumerate(parts):
         for a in _reads(graph, part):
@@ -461,16 +450,10 @@ def _glue(graph: Graph, order: list[int], rep: dict[int, int], parts: list[Kerne
         name[n] = f"v{n}"
         args = [name[a] for a in nodes[n].args]
         lines.extend(emit_host(nodes[n], n, args, pos, ns, nodes, store, last_use, outputs, buffers))
-        for want in host_guards.get(n, ()):
-            test = f"bool({name[n]}) is not {want!r}" if isinstance(want, bool) else f"int({name[n]}) != {want!r}"
-            lines.append(f"if {test}: raise _GuardFailed")
-    values = ", ".join(name[rep[n]] for n in value_nodes)
-    grads = ", ".join("None" if n is None else name[rep[n]] for n in grad_nodes)
-    body = "\n".join("    " + line for line in lines) or "    pass"
-    params = ", ".join(["ctx"] + [f"a{k}" for k in range(len(roots))])
-    glue = f"def step({params}):\n{body}\n    return ({values},), ({grads},)\n"
-    exec(compile(glue, "<wengert native plan>", "exec"), ns)  # noqa: S102 - our own generated code
-    plan = Plan(ns["step"], roots, glue + "\n# ---- native segments\n" + source,
+        lines += [guard_line(name[n], want) for want in host_guards.get(n, ())]
+    fn = step_function(ns, lines, len(roots), ", ".join(name[rep[n]] for n in value_nodes),
+                       ", ".join("None" if n is None else name[rep[n]] for n in grad_nodes), "<wengert native plan>")
+    plan = Plan(fn, roots, fn.source + "\n# ---- native segments\n" + source,
                 any(nodes[k.node].effect for k in parts if isinstance(k, Kernel)),
                 bool(guards_checked) or any(seg.guards for seg in segments), buffers=buffers, level="native")
     if len(parts) == 1 and not guards_checked:  # one native call: other native code may call it (epochs.py)

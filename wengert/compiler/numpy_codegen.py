@@ -132,11 +132,49 @@ class Plan:
         return self.fn(ctx, *roots)
 
 
+def namespace() -> dict[str, Any]:
+    """What every generated step function refers to besides its emitters' names."""
+    return {"_GuardFailed": GuardFailed, "_isfinite": np.isfinite, "_np_where": np.where,
+            "_np_multiply": np.multiply, "_np_add": np.add, "_all": np.logical_and.reduce}
+
+
+def name_leaf(node: Node, n: int, name: dict[int, str], roots: list[tuple[str, str]], ns: dict[str, Any],
+              store: Storage, value: Any = None) -> bool:
+    """Name a root (an argument `a{k}`) or a constant (`_c{n}`, its `value`, default the node's);
+    False for any other node."""
+    if node.op == "root":
+        name[n] = f"a{len(roots)}"
+        roots.append((node.params["kind"], node.params["name"]))
+    elif node.op == "const":
+        name[n] = f"_c{n}"
+        ns[name[n]] = node.value if value is None else value
+    else:
+        return False
+    store.set(n, {n})
+    return True
+
+
+def guard_line(value: str, want: Any) -> str:
+    """The statement that leaves a replay whose branch or trip count differs from the compiling trace's."""
+    test = f"bool({value}) is not {want!r}" if isinstance(want, bool) else f"int({value}) != {want!r}"
+    return f"if {test}: raise _GuardFailed"
+
+
+def step_function(ns: dict[str, Any], lines: list[str], n_roots: int, values: str, grads: str,
+                  filename: str) -> Callable:
+    """`step(ctx, a0, ...)` from its body lines, executed in `ns`."""
+    body = "\n".join("    " + line for line in lines) or "    pass"
+    params = ", ".join(["ctx"] + [f"a{k}" for k in range(n_roots)])
+    source = f"def step({params}):\n{body}\n    return ({values},), ({grads},)\n"
+    exec(compile(source, filename, "exec"), ns)  # noqa: S102 - our own generated code
+    ns["step"].source = source
+    return ns["step"]
+
+
 def generate(graph: Graph, order: list[int], rep: dict[int, int], value_nodes: list[int],
               grad_nodes: list[int | None], guards: list[tuple[int, Any]]) -> Plan:
     nodes = graph.nodes
-    ns: dict[str, Any] = {"_GuardFailed": GuardFailed, "_isfinite": np.isfinite, "_np_where": np.where,
-                          "_np_multiply": np.multiply, "_np_add": np.add, "_all": np.logical_and.reduce}
+    ns = namespace()
     name: dict[int, str] = {}
     roots: list[tuple[str, str]] = []
     lines: list[str] = []
@@ -153,15 +191,7 @@ def generate(graph: Graph, order: list[int], rep: dict[int, int], value_nodes: l
     random = False
     for pos, n in enumerate(order):
         node = nodes[n]
-        if node.op == "root":
-            name[n] = f"a{len(roots)}"
-            roots.append((node.params["kind"], node.params["name"]))
-            store.set(n, {n})
-        elif node.op == "const":
-            name[n] = f"_c{n}"
-            ns[name[n]] = node.value
-            store.set(n, {n})
-        else:
+        if not name_leaf(node, n, name, roots, ns, store):
             name[n] = f"v{n}"
             args = [name[a] for a in node.args]
             lines.extend(emit_host(node, n, args, pos, ns, nodes, store, last_use, outputs, buffers))
@@ -169,21 +199,15 @@ def generate(graph: Graph, order: list[int], rep: dict[int, int], value_nodes: l
         for want in guards_at.get(n, ()):
             if nodes[n].op == "const":
                 continue  # decided by the shapes alone
-            test = f"bool({name[n]}) is not {want!r}" if isinstance(want, bool) else f"int({name[n]}) != {want!r}"
-            lines.append(f"if {test}: raise _GuardFailed")
+            lines.append(guard_line(name[n], want))
         # values without a buffer of their own are freed after their last use (peak memory)
         dead = [name[a] for a in dict.fromkeys(node.args) if last_use[a] == pos and a not in outputs
                 and a not in store.owns and name[a].startswith("v")]
         if dead:
             lines.append(f"del {', '.join(dead)}")
-    values = ", ".join(name[rep[n]] for n in value_nodes)
-    grads = ", ".join("None" if n is None else name[rep[n]] for n in grad_nodes)
-    body = "\n".join("    " + line for line in lines) or "    pass"
-    params = ", ".join(["ctx"] + [f"a{k}" for k in range(len(roots))])
-    source = f"def step({params}):\n{body}\n    return ({values},), ({grads},)\n"
-    code = compile(source, "<wengert plan>", "exec")
-    exec(code, ns)  # noqa: S102 - our own generated code
-    return Plan(ns["step"], roots, source, random, bool(guards), buffers=buffers)
+    fn = step_function(ns, lines, len(roots), ", ".join(name[rep[n]] for n in value_nodes),
+                       ", ".join("None" if n is None else name[rep[n]] for n in grad_nodes), "<wengert plan>")
+    return Plan(fn, roots, fn.source, random, bool(guards), buffers=buffers)
 
 
 # Kernels that may return (a view of) an operand; every other kernel returns a new array.

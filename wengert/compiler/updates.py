@@ -54,6 +54,12 @@ def _decayed(h: dict[str, Any], dtype: np.dtype) -> str:
     return f"G[i] + {literal(wd, dtype)} * P[i]" if wd != 0 else "G[i]"
 
 
+def _moment(slot: str, beta: float, x: str, dtype: np.dtype, name: str) -> list[str]:
+    """`name = beta * S_slot[i] + (1 - beta) * x`, stored back: a running average as optim.py keeps it."""
+    return [f"{name} = {literal(beta, dtype)} * S_{slot}[i] + {literal(1 - beta, dtype)} * {x}",
+            f"S_{slot}[i] = {name}"]
+
+
 @renderer("sgd")
 def _sgd(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
     lit = lambda v: literal(v, dtype)  # noqa: E731
@@ -74,9 +80,8 @@ def _adam(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
     b1, b2 = h["beta1"], h["beta2"]
     prologue = [f"bc2 = {_step_factor(f'math.sqrt(1 - {b2!r} ** t)', dtype)}",
                 f"step_ = {_step_factor(f'lr / (1 - {b1!r} ** t)', dtype)}"]
-    body = [f"g = {_decayed(h, dtype)}",
-            f"m = {lit(b1)} * S_exp_avg[i] + {lit(1 - b1)} * g", "S_exp_avg[i] = m",
-            f"v = {lit(b2)} * S_exp_avg_sq[i] + {lit(1 - b2)} * g * g", "S_exp_avg_sq[i] = v"]
+    body = [f"g = {_decayed(h, dtype)}"] + _moment("exp_avg", b1, "g", dtype, "m") \
+        + _moment("exp_avg_sq", b2, "g * g", dtype, "v")
     slots = ("exp_avg", "exp_avg_sq")
     if h["amsgrad"]:
         slots += ("max_exp_avg_sq",)
@@ -97,12 +102,11 @@ def _adagrad(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
 def _rmsprop(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
     lit = lambda v: literal(v, dtype)  # noqa: E731
     alpha = h["alpha"]
-    body = [f"g = {_decayed(h, dtype)}", f"v = {lit(alpha)} * S_square_avg[i] + {lit(1 - alpha)} * g * g",
-            "S_square_avg[i] = v"]
+    body = [f"g = {_decayed(h, dtype)}"] + _moment("square_avg", alpha, "g * g", dtype, "v")
     slots: tuple[str, ...] = ("square_avg",)
     if h["centered"]:
         slots += ("grad_avg",)
-        body += [f"a = {lit(alpha)} * S_grad_avg[i] + {lit(1 - alpha)} * g", "S_grad_avg[i] = a", "v = v - a * a"]
+        body += _moment("grad_avg", alpha, "g", dtype, "a") + ["v = v - a * a"]
     body.append(f"denom = np.sqrt(v) + {lit(h['eps'])}")
     if h["momentum"] > 0:
         slots += ("momentum_buffer",)
@@ -117,8 +121,8 @@ def _rmsprop(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
 def _adadelta(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
     lit = lambda v: literal(v, dtype)  # noqa: E731
     rho, eps = h["rho"], h["eps"]
-    body = [f"g = {_decayed(h, dtype)}", f"v = {lit(rho)} * S_square_avg[i] + {lit(1 - rho)} * g * g",
-            "S_square_avg[i] = v", f"delta = np.sqrt(S_acc_delta[i] + {lit(eps)}) / np.sqrt(v + {lit(eps)}) * g",
+    body = [f"g = {_decayed(h, dtype)}"] + _moment("square_avg", rho, "g * g", dtype, "v") + [
+            f"delta = np.sqrt(S_acc_delta[i] + {lit(eps)}) / np.sqrt(v + {lit(eps)}) * g",
             f"S_acc_delta[i] = {lit(rho)} * S_acc_delta[i] + {lit(1 - rho)} * delta * delta",
             "P[i] = P[i] - lr_ * delta"]
     return UpdateCode(("square_avg", "acc_delta"), [f"lr_ = {_step_factor('lr', dtype)}"], body)
@@ -128,7 +132,7 @@ def _adadelta(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
 def _adamax(h: dict[str, Any], dtype: np.dtype) -> UpdateCode:
     lit = lambda v: literal(v, dtype)  # noqa: E731
     b1 = h["beta1"]
-    body = [f"g = {_decayed(h, dtype)}", f"m = {lit(b1)} * S_exp_avg[i] + {lit(1 - b1)} * g", "S_exp_avg[i] = m",
+    body = [f"g = {_decayed(h, dtype)}"] + _moment("exp_avg", b1, "g", dtype, "m") + [
             f"u = _maximum({lit(h['beta2'])} * S_exp_inf[i], abs(g) + {lit(h['eps'])})", "S_exp_inf[i] = u",
             "P[i] = P[i] - step_ * m / u"]
     return UpdateCode(("exp_avg", "exp_inf"), [f"step_ = {_step_factor(f'lr / (1 - {b1!r} ** t)', dtype)}"], body)
