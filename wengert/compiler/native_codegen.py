@@ -234,8 +234,22 @@ def write_reduce(w: Writer, kernel: Kernel) -> None:
         w.emit(f"{out}{target} = {combine.format(acc=out + target, x=x)}", depth)
 
 
+SMALL_MATMUL = 1 << 15  # multiply-adds below which a product is a loop nest: a BLAS call costs about 1 us
+
+
 def write_matmul(w: Writer, kernel: Kernel) -> None:
     node = w.graph.nodes[kernel.node]
+    (m, k), (_, n) = (w.graph.nodes[i].meta.shape if len(w.graph.nodes[i].meta.shape) == 2 else (0, 0)
+                      for i in node.args)
+    if 0 < m * k * n <= SMALL_MATMUL:  # i-k-j order: the inner loop runs along rows of b and out
+        out, a, b = w.alloc(kernel.node), w.name(node.args[0]), w.name(node.args[1])
+        w.emit(f"{out}[...] = 0")
+        w.emit(f"for i in range({m}):")
+        w.emit(f"for q in range({k}):", 2)
+        w.emit(f"aiq = {a}[i, q]", 3)
+        w.emit(f"for j in range({n}):", 3)
+        w.emit(f"{out}[i, j] += aiq * {b}[q, j]", 4)
+        return
     # np.dot calls BLAS on C or F operands; on a strided view numba multiplies in a plain loop
     # (seconds for a convolution's im2col product), so such an operand is copied first
     a, b = (f"np.ascontiguousarray({w.name(i)})" if w.layout.get(i) == "A" else w.name(i) for i in node.args)
