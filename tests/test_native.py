@@ -4,6 +4,7 @@ against step-by-step training, bit for bit; the code cache; determinism."""
 from __future__ import annotations
 
 import subprocess
+import textwrap
 import sys
 from pathlib import Path
 
@@ -218,3 +219,28 @@ def test_cache_info_and_clear(tmp_path, monkeypatch):
     result = runner.invoke(main, ["cache", "clear"])
     assert result.exit_code == 0 and "removed 1 file" in result.output
     assert cache.info()["files"] == 0
+
+
+def test_sums_are_numpys_pairwise_sums_to_the_bit():
+    """Arithmetic, casts and sums (no transcendental function, no BLAS) match the interpreter exactly:
+    a sum over trailing axes is NumPy's pairwise summation, over leading axes its row-after-row order."""
+    src = """
+    input x: f64[3, 700]
+    input y: f32[2000]
+    a = sum(x * x) + sum(sum(x * 3.5 - 1, axis=1) ** 2) + sum(x, axis=0)[5]
+    b = cast(sum(y * y), f64) + cast(sum(y), f64)
+    z = a + b
+    """
+    prog = wengert.compile(textwrap.dedent(src))
+    native = wengert.compile(textwrap.dedent(src))
+    prog.compile, native.compile = "off", "native"
+    r = np.random.default_rng(4)
+    feed = {"x": r.standard_normal((3, 700)) * 10 ** r.uniform(-2, 2, (3, 700)),
+            "y": r.standard_normal(2000).astype(np.float32)}
+    for _ in range(2):
+        got = native.value_and_grad("z", ["x", "y"], feed)
+    want = prog.value_and_grad("z", ["x", "y"], feed)
+    assert native._plans.stats["native"] == 1
+    assert np.array_equal(got[0]["z"], want[0]["z"])
+    for name in ("x", "y"):
+        assert np.array_equal(got[1][name], want[1][name]), name
