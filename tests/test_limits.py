@@ -78,7 +78,7 @@ def test_a_literal_of_the_right_shape_still_broadcasts():
 def test_ints_fed_out_of_range_are_refused_not_wrapped(dtype, value, shown):
     prog = wengert.compile(f"input k: {dtype}[n]\ny = sum(k)\n".replace("[n]", "" if np.ndim(value) == 0 else "[n]"),
                            path="t.dl")
-    with pytest.raises(DiagnosticError, match=re.escape(f"input `k` is {dtype}, but the value fed holds {shown}, outside")):
+    with pytest.raises(DiagnosticError, match=re.escape(f"input `k` is {dtype}, but the value given holds {shown}, outside")):
         prog.run("y", k=value)
     assert prog.run("y", k=np.zeros(np.shape(value)) + 7) == 7 * max(np.size(value), 1)
 
@@ -232,7 +232,7 @@ def test_a_literal_array_of_a_million_numbers_checks_quickly(tmp_path):
     path.write_text("x = [" + ", ".join(map(str, values)) + "]\ny = sum(x)\n")
     started = time.perf_counter()
     prog = wengert.load(path)
-    assert time.perf_counter() - started < 20
+    assert time.perf_counter() - started < 45  # ~3 s on an idle machine (it took 68 s before NUMBERS)
     assert prog.run("y") == values.sum()
 
 
