@@ -146,11 +146,13 @@ def _take_lock(handle, out: Path) -> None:
 
 
 def _size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+    if n < 1000:
+        return f"{n:.0f} bytes"
+    for unit in ("KB", "MB", "GB", "TB"):
         n /= 1000
-    return f"{n:.1f} GB"
+        if n < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}"
+    return ""
 
 
 def needed_bytes(arrays: Iterable[Any]) -> int:
