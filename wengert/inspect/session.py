@@ -262,7 +262,7 @@ class Session:
         name, wrt, _ = _derivative_args(args, ":check NAME [wrt A,B]", modes=False)
         self.program._var(name)
         try:
-            self._needing(lambda: check_grads(self.program, name, wrt=wrt, **self.inputs))
+            self._needing(lambda: check_grads(self.program, name, wrt=wrt, inputs=self.inputs))
         except GradCheckError as e:
             raise CommandError(f"gradcheck failed: {e}") from None
         self.emit(f"ok: forward and reverse mode of `{name}` agree with numerical differentiation")
