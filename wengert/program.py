@@ -236,7 +236,7 @@ class Program:
             offset += size
         return result
 
-    def jvp(self, of: str, tangents: dict[str, Any], /, *, inputs: dict[str, Any] | None = None,
+    def jvp(self, of: str, /, tangents: dict[str, Any], *, inputs: dict[str, Any] | None = None,
             **named: Any) -> tuple[np.ndarray, np.ndarray]:
         """(value, its derivative along `tangents`: a direction per float input or param, each of
         its shape; the others stay fixed)."""
@@ -246,7 +246,7 @@ class Program:
         value = np.array(primal(out))
         return value, (np.array(out.tangent[0]) if isinstance(out, Dual) else np.zeros_like(value))
 
-    def vjp(self, of: str, cotangent: Any, /, wrt: Iterable[str] | None = None, *,
+    def vjp(self, of: str, /, cotangent: Any = None, wrt: Iterable[str] | None = None, *,
             inputs: dict[str, Any] | None = None, **named: Any) -> dict[str, np.ndarray]:
         inputs = _feeds(inputs, named)
         wrt = self._wrt(wrt)

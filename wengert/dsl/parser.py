@@ -146,7 +146,8 @@ def _describe(tok: Token) -> str:
 
 
 def _expected(names: set[str]) -> str:
-    words = sorted({_TERMINAL_WORDS.get(n, f"`{n.lower()}`") for n in names if not n.startswith("__")})
+    words = sorted({_TERMINAL_WORDS.get(n, f"`{n.lower()}`") for n in names
+                    if not n.startswith("__") and n != "NUMBERS"})  # a list of numbers is a `[`
     if not words:
         return ""
     if len(words) > 6:
