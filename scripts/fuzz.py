@@ -28,6 +28,7 @@ def _setup() -> None:
     import resource
 
     import test_fuzz
+
     from wengert.dsl import limits
     limits.physical_memory = lambda: 256 << 20  # as in CI: a regressed checker cannot take the machine down
     resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))

@@ -19,7 +19,6 @@ from wengert.diagnostics import DiagnosticError
 from wengert.train import data, npzfile
 
 
-
 def load_pipeline(tmp_path, pipeline: str) -> data.Dataset:
     module = wengert.compile(f"data d = {pipeline}\n", path=str(tmp_path / "t.dl")).module
     return data.load(module.data["d"])["d"]
@@ -95,7 +94,7 @@ def test_inputs_named_like_api_keywords_work(name):
     value, tangent = prog.jvp("y", {name: 1.0}, inputs=feed)
     assert (value, tangent) == (18.0, 12.0)
     if name not in ("inputs",):
-        assert prog.run("y", **feed) == 18.0 and prog.grad("y", [name], **{"other": 2.0}, inputs={name: 3.0})
+        assert prog.run("y", **feed) == 18.0 and prog.grad("y", [name], other=2.0, inputs={name: 3.0})
 
 
 def test_cli_inputs_named_like_options(tmp_path):
