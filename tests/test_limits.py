@@ -244,3 +244,13 @@ def test_long_number_lists_mean_the_same_as_short_ones(items):
     short = wengert.compile(f"x = [{items}]\ny = sum(x)\n")
     assert np.isclose(short.run("y") * 40, expected)
     assert wengert.compile(f"x = [{long}]\n").module.type_of(prog.module.values["x"]).dtype in ("f64", "i64")
+
+
+def test_an_import_with_a_bad_escape_is_a_diagnostic():
+    assert error_of('import "a\\qb"\nx = 1\n').startswith("1:1: invalid string literal")
+
+
+def test_slice_lengths_are_exact_for_any_size():
+    from wengert.runtime.primitives.shape import slice_length
+    assert slice_length(0, 10 ** 30, 7) == 10 ** 30 // 7 + 1  # a float division overflowed here
+    assert [slice_length(0, 5, 2), slice_length(5, 0, -1), slice_length(5, 0, -2), slice_length(3, 1, 1)] == [3, 5, 3, 0]

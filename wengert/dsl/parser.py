@@ -273,7 +273,7 @@ class _ToAst(Transformer):
         return ast.Keyword(name, ast.Call(ast.Name(name, span=span), args, kwargs, span=span), span=span)
 
     def import_stmt(self, meta, c):
-        return ast.Import(_unquote(c[0]), span=self._span(meta))
+        return ast.Import(self._string(meta, c[0]), span=self._span(meta))
 
     def return_stmt(self, meta, c):
         return ast.Return(c[0], span=self._span(meta))
@@ -392,8 +392,11 @@ class _ToAst(Transformer):
         return ast.Literal(float(c[0]), span=self._span(meta))
 
     def string_lit(self, meta, c):
+        return ast.Literal(self._string(meta, c[0]), span=self._span(meta))
+
+    def _string(self, meta, tok) -> str:
         try:
-            return ast.Literal(_unquote(c[0]), span=self._span(meta))
+            return _unquote(tok)
         except (ValueError, SyntaxError) as e:
             message = str(e).split(":", 1)[-1].strip() if ":" in str(e) else str(e)
             raise DiagnosticError([Diagnostic(self._span(meta), f"invalid string literal: {message}")]) from None
