@@ -216,3 +216,14 @@ def test_headers_are_read_without_loading_and_members_memory_mapped(tmp_path):
     compressed = npzfile.npz_headers(tmp_path / "c.npz")["small"]
     assert compressed.offset == -1 and np.array_equal(npzfile.read_member(tmp_path / "c.npz", compressed, mmap=True),
                                                       np.arange(6.0))
+
+
+@pytest.mark.parametrize("kind", ["empty", "garbage", "huge header", "header with a call", "objects", "strings"])
+def test_a_crafted_params_file_is_refused_without_allocating(good, tmp_path, kind):
+    """Params files (wengert/train/params.py) read through the same header checks (npzfile.py)."""
+    path = tmp_path / "params.npz"
+    crafted(good, kind, path)
+    prog = wengert.compile(SMALL)
+    with pytest.raises(DiagnosticError) as e:
+        prog.load_params(path)
+    assert e.value.diagnostics[0].render().startswith(f"{path}: error: ")

@@ -217,7 +217,7 @@ def _check_columns(spec: DataSpec, columns: dict[str, Column], files: dict[str, 
 
 
 # ----------------------------------------------------------------------------- file sources
-NPY_MAGIC = b"\x93NUMPY"
+NPY_MAGIC = npzfile.NPY_MAGIC
 
 
 def _npz(spec: DataSpec, /, path: str) -> dict[str, Column]:

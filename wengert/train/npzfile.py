@@ -22,6 +22,7 @@ from numpy.lib import format as npformat
 
 from ..diagnostics import file_problem
 
+NPY_MAGIC = b"\x93NUMPY"
 MAX_HEADER = 10_000  # bytes of a .npy header (numpy's own default limit)
 MEMORY_FRACTION = 0.8  # of the available memory an array read into memory may take
 
