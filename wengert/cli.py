@@ -190,7 +190,7 @@ def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: b
             new = prog.apply_updates(fed)
         values.update({f"{k} (updated)" if not as_json else k: v for k, v in new.items()})
         if steps > 1:
-            values.update({f"{k} (after {steps} steps)": v for k, v in prog.run(wanted, **fed).items()})
+            values.update({f"{k} (after {steps} steps)": v for k, v in prog.run(wanted, inputs=fed).items()})
     _show(values, as_json)
 
 
@@ -454,7 +454,7 @@ def plot_command(file: str, x: str | None, ys: str, points: str, logx: bool, log
         raise usage_error("nothing to draw: give --x and --y, or --points")
     names = list(dict.fromkeys(([x] if curves else []) + curves + [n for p in pairs for n in p]))
     prog = _program(file)
-    values = prog.run(names, **parse_inputs(inputs))
+    values = prog.run(names, inputs=parse_inputs(inputs))
     click.echo(f"wrote {plot_values(values, x, curves, pairs, Path(out), logx, logy, title)}")
 
 
