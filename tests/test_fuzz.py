@@ -219,7 +219,7 @@ def check_outcome(text: str) -> str:
         return f"known bug {bug}"
 
 
-HEAD_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|note): \S")
+HEAD_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning|note): \S")
 
 
 def _known_bad_message(message: str) -> bool:
@@ -230,7 +230,7 @@ def _known_bad_message(message: str) -> bool:
 def _assert_renders(d, text: str, imports: set[str]) -> None:
     r = d.render()
     assert isinstance(r, str) and r, "empty rendering"
-    assert d.severity in ("error", "note")
+    assert d.severity in ("error", "warning", "note")
     assert d.message and isinstance(d.message, str)
     if _known_bad_message(d.message):
         return

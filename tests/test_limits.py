@@ -254,3 +254,10 @@ def test_slice_lengths_are_exact_for_any_size():
     from wengert.runtime.primitives.shape import slice_length
     assert slice_length(0, 10 ** 30, 7) == 10 ** 30 // 7 + 1  # a float division overflowed here
     assert [slice_length(0, 5, 2), slice_length(5, 0, -1), slice_length(5, 0, -2), slice_length(3, 1, 1)] == [3, 5, 3, 0]
+
+
+def test_a_symbolic_size_is_checked_by_its_least_value(monkeypatch):
+    from wengert.dsl import limits
+    monkeypatch.setattr(limits, "physical_memory", lambda: 32 << 30)
+    assert error_of("input x: f64[b, 12]\ny = pad(x, [[4294967296, 0], [1, 1]])\n").startswith(
+        "2:5: this value (f64[(b+4294967296), 14]) needs at least 481.0 GB")

@@ -36,14 +36,32 @@ def human_bytes(n: int) -> str:
     return f"{n * 10 // 1000 ** power / 10:.1f} {units[power]}"
 
 
+def _at_least(d: Any) -> int | None:
+    """A lower bound of a dim over sizes >= 1 of its symbols: exact for ints, 1 for a symbol, and the
+    bound of a sum or product of such dims (`batch + 2**32`); None where no simple bound holds."""
+    from ..runtime.types import DimOp, Sym
+    if isinstance(d, int):
+        return d
+    if isinstance(d, Sym):
+        return 1
+    if isinstance(d, DimOp) and d.op in ("+", "*"):
+        a, b = _at_least(d.a), _at_least(d.b)
+        if a is not None and b is not None and a >= 0 and b >= 0:
+            return a + b if d.op == "+" else a * b
+    return None
+
+
 def too_large(shape: tuple, itemsize: int, memory: int) -> str | None:
-    """Why a tensor of a static `shape` cannot exist on this machine, or None (symbolic dims: unknown yet)."""
-    if not all(isinstance(d, int) for d in shape):
+    """Why a tensor of `shape` cannot exist on this machine, or None: static dims exactly, symbolic ones
+    by their least size (every symbol 1), so `pad(x, [[2**32, 0]])` on an input is refused too."""
+    bounds = [_at_least(d) for d in shape]
+    if any(b is None for b in bounds):
         return None
-    size = math.prod(shape) * itemsize
+    size = math.prod(bounds) * itemsize
     if size <= memory:
         return None
-    return f"needs {human_bytes(size)}, more than this machine's memory ({human_bytes(memory)})"
+    least = "" if all(isinstance(d, int) for d in shape) else "at least "
+    return f"needs {least}{human_bytes(size)}, more than this machine's memory ({human_bytes(memory)})"
 
 
 def _calls(node: Any) -> Iterator[Any]:
