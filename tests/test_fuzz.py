@@ -20,6 +20,7 @@ Python warnings count as failures too: a user must not see a numpy warning from 
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -30,12 +31,14 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import wengert.dsl.lower as lower_mod
+from wengert.dsl import limits
 from wengert.cli import main
 from wengert.dsl.builtins import BUILTINS
 from wengert.diagnostics import DiagnosticError
@@ -178,7 +181,7 @@ def _fast_and_safe_checker(tmp_path_factory):
     for name, text in IMPORTABLE.items():
         (workdir / name).write_text(text, encoding="utf-8")
     mp = pytest.MonkeyPatch()
-    mp.setattr(lower_mod, "_physical_memory", lambda: 256 << 20)
+    mp.setattr(limits, "physical_memory", lambda: 256 << 20)
     mp.chdir(workdir)
     try:
         yield workdir
@@ -216,7 +219,7 @@ def check_outcome(text: str) -> str:
         return f"known bug {bug}"
 
 
-HEAD_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|note): \S")
+HEAD_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning|note): \S")
 
 
 def _known_bad_message(message: str) -> bool:
@@ -227,7 +230,7 @@ def _known_bad_message(message: str) -> bool:
 def _assert_renders(d, text: str, imports: set[str]) -> None:
     r = d.render()
     assert isinstance(r, str) and r, "empty rendering"
-    assert d.severity in ("error", "note")
+    assert d.severity in ("error", "warning", "note")
     assert d.message and isinstance(d.message, str)
     if _known_bad_message(d.message):
         return
@@ -573,3 +576,117 @@ def test_real_cli_never_exits_1_or_prints_a_traceback(_fast_and_safe_checker, tm
     failed = {ln.split(":")[0] for ln in r.stderr.splitlines() if re.match(r"\S+\.dl:\d+:\d+: error: ", ln)}
     assert len(ok) + len(failed) >= len(paths) - 2  # every file was checked (give or take import errors)
     assert time.monotonic() - start < 100
+
+
+# ---------------------------------------------------------------- checked programs, run (issue 19)
+# Mutations of models/ and the standard library that pass the checker are run with small inputs of their
+# declared types: values, a gradient, the updates. Running may only give values or diagnostics; a
+# traceback (a MemoryError from a size the checker let through, a numpy error from an unchecked argument)
+# is a crash. Derandomized: each program's mutations and inputs come from random.Random(seed).
+STDLIB_TEXTS = [p.read_text(encoding="utf-8") for p in sorted((Path(lower_mod.__file__).parent / "stdlib").glob("*.dl"))]
+RUN_CORPUS = CORPUS + STDLIB_TEXTS
+SYMBOL_SIZE = 2  # every symbolic dim of a fed input
+RUN_SECONDS = 60  # a run longer than this is reported as slow (a hang in the long run); big models take seconds
+
+
+class Slow(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise Slow()
+
+
+def feeds_for(module, rng: random.Random) -> dict[str, np.ndarray] | None:
+    """Small random values for every input (None when a dim is derived from others)."""
+    out = {}
+    for name, decl in module.inputs.items():
+        t = decl.var.type
+        shape = []
+        for d in module.dims.resolve_shape(t.shape):
+            if isinstance(d, int):
+                shape.append(d)
+            elif type(d).__name__ == "Sym":
+                shape.append(SYMBOL_SIZE)
+            else:
+                return None
+        if math.prod(shape) > 1 << 16:
+            return None
+        gen = np.random.default_rng(rng.randrange(1 << 30))
+        if t.dtype == "bool":
+            out[name] = gen.random(shape) > 0.5
+        elif t.dtype in ("i32", "i64"):
+            out[name] = gen.integers(0, 3, shape).astype(t.dtype.replace("i", "int"))
+        else:
+            out[name] = gen.normal(size=shape).astype("float32" if t.dtype == "f32" else "float64")
+    return out
+
+
+def run_outcome(text: str, rng: random.Random) -> str:
+    """Check, then run a checked program: 'diagnostics', 'ran', 'run diagnostics', 'skipped' or 'slow'.
+    Anything else raises (a crash)."""
+    import signal
+
+    from wengert.program import Program
+    outcome = check_outcome(text)
+    if outcome != "ok":
+        return outcome
+    module = lower_source(Source(FUZZ_FILE, text))
+    feeds = feeds_for(module, rng)
+    if feeds is None or not module.values:
+        return "skipped"
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(RUN_SECONDS)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")  # NaNs of random inputs are the user's arithmetic, not a crash
+            prog = Program(module)
+            names = list(module.values)
+            values = prog.run(names, inputs=feeds)
+            scalar = next((n for n in names if np.ndim(values[n]) == 0
+                           and np.asarray(values[n]).dtype.kind == "f"), None)
+            wrt = [n for n, p in module.params.items() if p.kind == "param"]
+            if scalar is not None and wrt:
+                prog.grad(scalar, wrt, inputs=feeds)
+            if module.updates:
+                prog.apply_updates(feeds)
+        return "ran"
+    except DiagnosticError as e:
+        for d in e.diagnostics:
+            assert isinstance(d.render(), str) and d.message
+        return "run diagnostics"
+    except Slow:
+        return "slow"
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def fuzz_batch(seed: int, count: int, max_mutations: int = 3) -> dict[str, int]:
+    """`count` mutated programs from RUN_CORPUS, each checked and (when it checks) run; the tally of
+    outcomes. A crash raises with the program's seed, so `fuzz_one(seed)` reproduces it."""
+    tally: dict[str, int] = {}
+    for k in range(count):
+        program_seed = seed * 1_000_003 + k
+        try:
+            outcome = fuzz_one(program_seed, max_mutations)
+        except Exception as e:
+            raise AssertionError(f"fuzz program {program_seed} crashed: {type(e).__name__}: {e}") from e
+        tally[outcome] = tally.get(outcome, 0) + 1
+    return tally
+
+
+def fuzz_one(program_seed: int, max_mutations: int = 3) -> str:
+    rng = random.Random(program_seed)
+    text = mutate(Chooser(rng=rng), rng.choice(RUN_CORPUS), max_mutations)
+    return run_outcome(text, rng)
+
+
+FUZZ_IN_CI = 1500  # programs per CI run; scripts/fuzz.py runs as many as asked
+
+
+def test_mutated_programs_that_check_also_run_without_crashing():
+    tally = fuzz_batch(seed=19, count=FUZZ_IN_CI)
+    assert sum(tally.values()) == FUZZ_IN_CI
+    assert tally.get("ran", 0) + tally.get("run diagnostics", 0) >= FUZZ_IN_CI // 10, tally  # it reaches the runtime
+    assert tally.get("slow", 0) == 0, tally

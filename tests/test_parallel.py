@@ -299,3 +299,54 @@ def test_console_report_prints_recoveries():
     report("recovered", what="server", shards=[0], error="")
     assert out.getvalue().splitlines() == ["recovered: a worker died and was restarted (worker 1, exitcode -9)",
                                            "recovered: a server died and was restarted (shards [0])"]
+
+
+DRIVER = """
+import json, sys
+from wengert.program import load
+from wengert.train.loop import Trainer
+prog = load(sys.argv[1])
+def report(event, **info):
+    if event == "parallel":
+        print(json.dumps([p.pid for p in info["engine"].procs]), flush=True)
+Trainer(prog, None, {"epochs": 1000, "parallel": ("hogwild", {"workers": 2})}, report=report).run()
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and /proc are Linux's")
+def test_hogwild_workers_die_with_a_killed_driver_and_release_shared_memory(tmp_path):
+    import json
+    import subprocess
+    import time
+    shm = Path("/dev/shm")
+    before = set(os.listdir(shm)) if shm.is_dir() else set()
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(MOONS)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    try:
+        workers = json.loads(driver.stdout.readline())
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+        time.sleep(1.0)  # training: the workers wait on their task queues or step
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers)
+        while time.monotonic() < deadline:  # the resource tracker unlinks the semaphores once all are gone
+            leaked = {n for n in set(os.listdir(shm)) - before if n.startswith(("sem.mp-", "pym-"))} \
+                if shm.is_dir() else set()
+            if not leaked:
+                break
+            time.sleep(0.2)
+        assert not leaked
+    finally:
+        if driver.poll() is None:
+            driver.kill()

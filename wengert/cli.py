@@ -184,13 +184,13 @@ def run(file: str, names: str, inputs: tuple[str, ...], as_json: bool, update: b
     prog.detect_anomaly = detect_anomaly
     fed = {**_data_inputs(prog, data_name), **parse_inputs(inputs)}
     wanted = names.split(",")
-    values = prog.run(wanted, **fed)
+    values = prog.run(wanted, inputs=fed)
     if update:
         for _ in range(steps):
             new = prog.apply_updates(fed)
         values.update({f"{k} (updated)" if not as_json else k: v for k, v in new.items()})
         if steps > 1:
-            values.update({f"{k} (after {steps} steps)": v for k, v in prog.run(wanted, **fed).items()})
+            values.update({f"{k} (after {steps} steps)": v for k, v in prog.run(wanted, inputs=fed).items()})
     _show(values, as_json)
 
 
@@ -223,7 +223,7 @@ def grad(file: str, of: str, wrt: str | None, mode: str, inputs: tuple[str, ...]
     """The gradient of a scalar named value."""
     prog = _program(file, device, params_path)
     prog.detect_anomaly = detect_anomaly
-    grads = prog.grad(of, wrt=wrt.split(",") if wrt else None, mode=mode, **parse_inputs(inputs))
+    grads = prog.grad(of, wrt=wrt.split(",") if wrt else None, mode=mode, inputs=parse_inputs(inputs))
     _show({f"d{of}/d{k}": v for k, v in grads.items()} if not as_json else grads, as_json)
 
 
@@ -283,7 +283,7 @@ def gradcheck(file: str, of: str, wrt: str | None, order: int, inputs: tuple[str
     from .runtime.gradcheck import GradCheckError, check_grads
     prog = _program(file, params=params_path)
     try:
-        check_grads(prog, of, wrt=wrt.split(",") if wrt else None, order=order, **parse_inputs(inputs))
+        check_grads(prog, of, wrt=wrt.split(",") if wrt else None, order=order, inputs=parse_inputs(inputs))
     except GradCheckError as e:
         click.echo(f"gradcheck failed: {e}", err=True)
         sys.exit(1)
@@ -454,7 +454,7 @@ def plot_command(file: str, x: str | None, ys: str, points: str, logx: bool, log
         raise usage_error("nothing to draw: give --x and --y, or --points")
     names = list(dict.fromkeys(([x] if curves else []) + curves + [n for p in pairs for n in p]))
     prog = _program(file)
-    values = prog.run(names, **parse_inputs(inputs))
+    values = prog.run(names, inputs=parse_inputs(inputs))
     click.echo(f"wrote {plot_values(values, x, curves, pairs, Path(out), logx, logy, title)}")
 
 
@@ -469,6 +469,12 @@ def plot_command(file: str, x: str | None, ys: str, points: str, logx: bool, log
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Where history.csv, params.npz and the checkpoint go (default: runs/<program>).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint of an earlier run.")
+@click.option("--resume-params", "resume_params", is_flag=True,
+              help="Start a fresh run (optimizer, epochs, history) from the params of the run's checkpoint.")
+@click.option("--overwrite", "--restart", "overwrite", is_flag=True,
+              help="Start from scratch, replacing the checkpoint an earlier run left in --out.")
+@click.option("--allow-path", "allow_paths", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Let the program's checkpoint path point into DIR, outside --out (repeatable).")
 @click.option("--plot", is_flag=True, help="Also write curves.png (needs matplotlib).")
 @click.option("--parallel", "parallel", default=None, metavar="ENGINE",
               help="hogwild:N (N processes, shared memory) or downpour:R[,S,F,P] (R replicas, S server "
@@ -481,7 +487,8 @@ def plot_command(file: str, x: str | None, ys: str, points: str, logx: bool, log
 @_guard
 def train(file: str, name: str | None, epochs: int | None, batch: str | None, device: str, seed: int | None,
           out_dir: str | None, resume: bool, plot: bool, parallel: str | None = None, cluster: str | None = None,
-          detect_anomaly: bool = False, compile_steps: str = "native", strict: bool = False) -> None:
+          detect_anomaly: bool = False, compile_steps: str = "native", strict: bool = False,
+          resume_params: bool = False, overwrite: bool = False, allow_paths: tuple[str, ...] = ()) -> None:
     """Train FILE's train block, with a progress bar and one summary line per epoch."""
     from pathlib import Path
 
@@ -494,10 +501,12 @@ def train(file: str, name: str | None, epochs: int | None, batch: str | None, de
     overrides = {"epochs": epochs, "batch": _batch(batch), "parallel": _parallel(parallel), "cluster": cluster}
     out = Path(out_dir) if out_dir else Path("runs") / Path(file).stem
     reporter = ConsoleReport()
-    trainer = Trainer(prog, name, overrides, out_dir=out, report=reporter)
-    if resume:
-        path = trainer.checkpoint_path()
-        history = trainer.run(resume_from=path)
+    if resume + resume_params + overwrite > 1:
+        raise usage_error("--resume, --resume-params and --overwrite/--restart exclude each other")
+    trainer = Trainer(prog, name, overrides, out_dir=out, report=reporter, allow_paths=allow_paths,
+                      overwrite=overwrite or resume_params)
+    if resume or resume_params:
+        history = trainer.run(resume_from=trainer.checkpoint_path(), params_only=resume_params)
     else:
         history = trainer.run()
     click.echo(f"wrote {out / 'history.csv'} and {out / 'params.npz'}")
@@ -569,7 +578,8 @@ def compare(file: str, names: str | None, epochs: int | None, out_dir: str | Non
             draw(event, **info)
         prog = Program(check_file(file))
         prog.compile = compile_steps
-        histories[block] = Trainer(prog, block, {"epochs": epochs}, out_dir=out / block, report=report).run()
+        histories[block] = Trainer(prog, block, {"epochs": epochs}, out_dir=out / block, report=report,
+                                   overwrite=True).run()  # a comparison is rerun from scratch
         curves[block] = points
     table = Table("train block", "final loss", "final valid_loss", "final valid metric")
     for block, history in histories.items():

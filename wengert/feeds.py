@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .diagnostics import Diagnostic, DiagnosticError
+from .diagnostics import Diagnostic, DiagnosticError, file_problem
 
 LITERAL_HELP = ("a number, a nested list such as [[1, 2], [3, 4]], true/false, nan/inf, file.npy "
                 "or file.npz:KEY")
@@ -28,6 +28,10 @@ def parse_inputs(items: tuple[str, ...]) -> dict[str, Any]:
 
 def parse_value(name: str, text: str, what: str = "input") -> np.ndarray:
     """The array typed for `name` (an input, a param or state: `what` says which, for messages)."""
+    if text.endswith(".npy") or ".npz:" in text:  # a FIFO or a device would block or never end
+        problem = file_problem(text.rpartition(":")[0] if ".npz:" in text else text)
+        if problem is not None:
+            raise usage_error(f"{what} `{name}`: {text}: {problem}")
     try:
         if text.endswith(".npy"):
             return np.load(text, allow_pickle=False)

@@ -81,7 +81,7 @@ def decision_boundary(trainer, out: Path, plt) -> Path | None:
     lo, hi = x.min(axis=0) - 0.5, x.max(axis=0) + 0.5
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    values = np.asarray(prog.run(score, **{feature: grid}))
+    values = np.asarray(prog.run(score, inputs={feature: grid}))
     z = values[:, -1] if values.ndim == 2 else values
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.contourf(gx, gy, z.reshape(gx.shape), levels=20, cmap="RdBu", alpha=0.6)

@@ -271,7 +271,7 @@ def predict(prog, names: list[str], feeds: dict[str, Feed], out: str | Path, bat
             for start in range(0, total, batch):
                 stop = min(start + batch, total)
                 rows = {n: np.asarray(f.rows[start:stop]) for n, f in feeds.items()}
-                values = prog.run(names, **rows)
+                values = prog.run(names, inputs=rows)
                 writer.write(start, total, {n: _per_row(n, values[n], stop - start, argmax) for n in names})
                 if progress is not None:
                     progress(stop, total)

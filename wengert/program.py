@@ -37,6 +37,13 @@ def compile(source: str, device: str = "cpu", path: str = "<string>") -> "Progra
     return Program(lower_source(Source(path, source)), device)
 
 
+def _feeds(inputs: dict[str, Any] | None, named: dict[str, Any]) -> dict[str, Any]:
+    """Inputs given as keywords and as a dict (the dict reaches inputs named `wrt`, `mode`, `inputs`...)."""
+    if inputs is not None and not isinstance(inputs, dict):
+        raise TypeError(f"`inputs` must be a dict of input names to values, got {type(inputs).__name__}")
+    return {**(inputs or {}), **named}
+
+
 class Program:
     def __init__(self, module: Module, device: str = "cpu", seed: int | None = None):
         if device != "cpu" and not device.startswith("opencl"):
@@ -105,7 +112,10 @@ class Program:
         params_file.save(path, self.params)
 
     # ---------------------------------------------------------------- running
-    def run(self, name: str | list[str], **inputs: Any) -> Any:
+    def run(self, name: str | list[str], /, *, inputs: dict[str, Any] | None = None, **named: Any) -> Any:
+        """Named values for the inputs given as keywords, or as the dict `inputs` (for inputs named like
+        this method's own keywords: `inputs={"mode": ...}`)."""
+        inputs = _feeds(inputs, named)
         names = [name] if isinstance(name, str) else list(name)
         evaluation, outs = self._evaluate(names, inputs, record=False)
         values = {n: np.array(primal(v)) for n, v in zip(names, outs)}
@@ -154,7 +164,8 @@ class Program:
         self._backward(evaluation.trace, output)
         return values, {n: self._adjoint(evaluation, n, inputs, host=not resident) for n in wrt}
 
-    def trace(self, of: str, **inputs: Any) -> Trace:
+    def trace(self, of: str, /, *, inputs: dict[str, Any] | None = None, **named: Any) -> Trace:
+        inputs = _feeds(inputs, named)
         evaluation, _ = self._evaluate([of], inputs, record=True)
         return evaluation.trace
 
@@ -198,11 +209,12 @@ class Program:
                 f"<tbody>{body}</tbody></table>")
 
     # ---------------------------------------------------------------- derivatives
-    def grad(self, of: str, wrt: Iterable[str] | None = None, mode: str = "reverse", **inputs: Any
-             ) -> dict[str, np.ndarray]:
+    def grad(self, of: str, /, wrt: Iterable[str] | None = None, mode: str = "reverse", *,
+             inputs: dict[str, Any] | None = None, **named: Any) -> dict[str, np.ndarray]:
+        inputs = _feeds(inputs, named)
         wrt = self._wrt(wrt)
         if mode == "reverse":
-            return self.vjp(of, None, wrt, **inputs)
+            return self.vjp(of, None, wrt, inputs=inputs)
         if mode != "forward":
             raise ValueError(f'mode must be "reverse" or "forward", got {mode!r}')
         # Forward mode: all directions at once, one identity block per root.
@@ -224,15 +236,19 @@ class Program:
             offset += size
         return result
 
-    def jvp(self, of: str, tangents: dict[str, Any], **inputs: Any) -> tuple[np.ndarray, np.ndarray]:
+    def jvp(self, of: str, /, tangents: dict[str, Any], *, inputs: dict[str, Any] | None = None,
+            **named: Any) -> tuple[np.ndarray, np.ndarray]:
         """(value, its derivative along `tangents`: a direction per float input or param, each of
         its shape; the others stay fixed)."""
+        inputs = _feeds(inputs, named)
         seeds = self._seeds(tangents, inputs)
         _, (out,) = self._evaluate([of], inputs, record=False, tangents=seeds)
         value = np.array(primal(out))
         return value, (np.array(out.tangent[0]) if isinstance(out, Dual) else np.zeros_like(value))
 
-    def vjp(self, of: str, cotangent: Any, wrt: Iterable[str] | None = None, **inputs: Any) -> dict[str, np.ndarray]:
+    def vjp(self, of: str, /, cotangent: Any = None, wrt: Iterable[str] | None = None, *,
+            inputs: dict[str, Any] | None = None, **named: Any) -> dict[str, np.ndarray]:
+        inputs = _feeds(inputs, named)
         wrt = self._wrt(wrt)
         evaluation, (out,) = self._evaluate([of], inputs, record=True, active=wrt)
         if cotangent is None:
@@ -245,10 +261,11 @@ class Program:
         self._backward(trace, output, cotangent)
         return {n: self._adjoint(evaluation, n, inputs) for n in wrt}
 
-    def hvp(self, of: str, wrt: Iterable[str] | None = None, vector: dict[str, Any] | None = None, **inputs: Any
-            ) -> dict[str, np.ndarray]:
+    def hvp(self, of: str, /, wrt: Iterable[str] | None = None, vector: dict[str, Any] | None = None, *,
+            inputs: dict[str, Any] | None = None, **named: Any) -> dict[str, np.ndarray]:
         """Hessian-vector product by forward-over-reverse: H v, where `vector` gives v's part for
         some of `wrt` (each of its shape; the parts not given are zero)."""
+        inputs = _feeds(inputs, named)
         wrt = self._wrt(wrt)
         if not vector:
             raise DiagnosticError([Diagnostic.plain(self.module.path, "hvp needs a vector: a direction for one or "
@@ -504,6 +521,13 @@ def _numbers(decl, what: str, value: Any) -> np.ndarray:
     if dtype in INTS and arr.dtype.kind == "f" and not np.all(np.mod(arr, 1) == 0):
         raise FeedError([Diagnostic(decl.span, f"{what} is {dtype}, but the value given has non-integer "
                                                f"{arr.dtype} entries")])
+    if dtype in INTS and arr.size and arr.dtype.kind in "fiu":
+        info = np.iinfo(NUMPY_DTYPE[dtype])
+        low, high = arr.min(), arr.max()
+        if low < info.min or high > info.max:  # numpy would wrap around (or make INT_MIN) silently
+            raise FeedError([Diagnostic(decl.span, f"{what} is {dtype}, but the value given holds "
+                                                   f"{high if high > info.max else low:.6g}, outside "
+                                                   f"{info.min}..{info.max}")])
     return arr
 
 

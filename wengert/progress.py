@@ -74,6 +74,9 @@ class ConsoleReport:
     def on_early_stop(self, epoch: int, best_epoch: int) -> None:
         self.console.print(f"early stopping after epoch {epoch}; restored the params of epoch {best_epoch}")
 
+    def on_removed_stale(self, path: str) -> None:
+        self.console.print(f"removed {path}, left by a run that was killed")
+
     def on_interrupted(self, epoch: int) -> None:
         self._stop_bar()
         self.console.print(f"interrupted: {epoch} epochs are saved; continue with --resume")

@@ -11,9 +11,10 @@ from typing import Iterable
 
 import attrs
 
-from .source import Source, Span, read_source
+from .source import Source, Span, file_problem, read_source
 
-__all__ = ["Diagnostic", "DiagnosticError", "Reporter", "Source", "Span", "did_you_mean", "ignored_codes", "read_source"]
+__all__ = ["Diagnostic", "DiagnosticError", "Reporter", "Source", "Span", "did_you_mean", "file_problem",
+           "ignored_codes", "read_source"]
 
 
 @attrs.frozen
@@ -56,6 +57,8 @@ def _render_one(span: Span | None, severity: str, message: str, file: str | None
     if span is None:
         return f"{file or '<unknown>'}: {severity}: {message}"
     head = f"{span}: {severity}: {message}"
+    if not span.source.shown:
+        return head  # never quote a file that is not a program (`wengert check secret.txt`, `import "/etc/x"`)
     text = span.source.line(span.line)
     if not text and span.line > len(span.source.lines):
         return head

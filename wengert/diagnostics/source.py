@@ -1,9 +1,14 @@
 """Source files and spans: where in a .dl file something was written."""
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import attrs
+
+NOT_REGULAR = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+               stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket"}
 
 
 @attrs.frozen
@@ -12,6 +17,12 @@ class Source:
 
     path: str
     text: str
+
+    @property
+    def shown(self) -> bool:
+        """Whether diagnostics may quote this source's lines: a .dl program or text typed or compiled from
+        Python (`<string>`, `<inspect>`, the stdlib), never a file of another kind (a key, a data file)."""
+        return self.path.endswith(".dl") or self.path.startswith("<")
 
     @property
     def lines(self) -> list[str]:
@@ -45,18 +56,37 @@ class Span:
         return Span(self.source, self.line, self.column, other.end_line, other.end_column)
 
 
+def file_problem(path: str | Path) -> str | None:
+    """Why `path` cannot be read as a file ("is a FIFO (named pipe), not a regular file"), or None when it is
+    a regular file or does not exist (the caller says "no such file" its own way). Devices, FIFOs and
+    directories are refused before opening them: /dev/zero never ends and a FIFO blocks forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except UnicodeEncodeError:
+        return "the file name is not valid text (it has an unpaired surrogate)"
+    except ValueError:
+        return "the file name contains a NUL character"
+    except OSError as e:
+        return f"cannot read it: {e.strerror}"
+    kind = NOT_REGULAR.get(stat.S_IFMT(mode))
+    return None if kind is None and stat.S_ISREG(mode) else f"is {kind or 'not a regular file'}, not a regular file"
+
+
 def read_source(path: str | Path) -> Source:
-    """Read a .dl file, refusing binary or non-UTF-8 content with a diagnostic."""
+    """Read a .dl file, refusing binary or non-UTF-8 content and anything but a regular file with a diagnostic."""
     from . import Diagnostic, DiagnosticError
 
     path = Path(path)
-    shown = str(path)
+    shown = str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+    problem = file_problem(path)
+    if problem is not None:
+        raise DiagnosticError([Diagnostic.plain(shown, problem)])
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DiagnosticError([Diagnostic.plain(shown, "no such file")]) from None
-    except IsADirectoryError:
-        raise DiagnosticError([Diagnostic.plain(shown, "is a directory, not a .dl file")]) from None
     except OSError as e:
         raise DiagnosticError([Diagnostic.plain(shown, f"cannot read file: {e.strerror}")]) from None
     if b"\x00" in raw[:8192]:

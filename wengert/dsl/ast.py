@@ -37,6 +37,13 @@ class ListLit(Node):
 
 
 @attrs.frozen
+class NumberList(Node):
+    """A long list of plain numbers (one token): its values, known when parsed."""
+
+    values: tuple[int | float, ...]
+
+
+@attrs.frozen
 class Keyword(Node):
     name: str
     value: "Expr"
@@ -95,7 +102,7 @@ class Range(Node):
     stop: "Expr"
 
 
-Expr = Union[Name, Literal, All, ListLit, Call, Index, Attr, BinOp, Unary, IfElse, Range]
+Expr = Union[Name, Literal, All, ListLit, NumberList, Call, Index, Attr, BinOp, Unary, IfElse, Range]
 
 
 # ---- statements ----

@@ -11,11 +11,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..diagnostics import Reporter, Span
+from ..diagnostics import Diagnostic, DiagnosticError, Reporter, Span
 from ..runtime import primitives
 from ..runtime.ir import Block, CallFrame, Eqn, Var
 from ..runtime.primitives.common import BroadcastConflict, fmt, outer_broadcast
-from ..runtime.types import ERROR_TYPE, FLOATS, NUMPY_DTYPE, DimEnv, TensorType, promote
+from ..runtime.types import ERROR_TYPE, FLOATS, ITEMSIZE, NUMPY_DTYPE, DimEnv, TensorType, promote
+from . import limits
 from .values import DType, is_dim
 
 STDLIB_PREFIX = "<stdlib>/"
@@ -31,6 +32,9 @@ class Builder:
         self._fn_calls = 0
         self.input_names: dict[int, str] = {}  # Var.id -> name, for hints that name an `input` line
         self._quiet = 0  # > 0 while emitting equations the user did not write (a `grad`): no warnings
+        self.memory_limit = limits.physical_memory()  # the Lowerer's (a test may lower it)
+        self.equations = 0  # made so far, and the calls inlined per fn: a budget against exponential inlining
+        self.calls: dict[str, int] = {}
 
     def enter_call(self, callee: str, kind: str, instance: str, definition: Span | None, site: Span | None) -> bool:
         """Push a CallFrame for a layer call, or for a standard-library fn called from user code
@@ -43,6 +47,18 @@ class Builder:
             instance = f"{callee}#{self._fn_calls}"
         self.layers.append(CallFrame(instance, callee, kind))
         return True
+
+    def count_call(self, callee: str, span: Span | None) -> None:
+        """Count one inlined call; past the budget (limits.py) checking stops with a diagnostic that names the
+        fn copied most (a fn calling another twice per level doubles the copies at each level)."""
+        self.calls[callee] = self.calls.get(callee, 0) + 1
+        total = sum(self.calls.values()) if self.equations <= limits.MAX_EQUATIONS else limits.MAX_CALLS + 1
+        if total > limits.MAX_CALLS:
+            most = max(self.calls, key=self.calls.__getitem__)
+            raise DiagnosticError([Diagnostic(self.user_span(span), (
+                f"this program inlines more than {self.calls[most]:,} copies of `{most}` (fns and layers are "
+                f"copied at each call; checking stops at {limits.MAX_CALLS:,} calls or {limits.MAX_EQUATIONS:,} "
+                "equations): call it fewer times, or step it with `for` or `scan`"))])
 
     # ---- where errors go ----
     def user_span(self, span: Span | None) -> Span | None:
@@ -98,7 +114,14 @@ class Builder:
             return Var(ERROR_TYPE)
         if primitive.broadcasts and not self._quiet:
             self._check_outer(inputs, out, span)
+        problem = limits.too_large(tuple(self.dims.resolve_shape(out.shape)), ITEMSIZE.get(out.dtype, 8),
+                                   self.memory_limit) if not out.is_error else None
+        if problem is not None:
+            self.error(span, f"this value ({out.dtype}[{', '.join(map(str, self.dims.resolve_shape(out.shape)))}]) "
+                             f"{problem}")
+            return Var(ERROR_TYPE)
         var = Var(out, hint)
+        self.equations += 1
         self.block.eqns.append(Eqn(prim, tuple(inputs), (var,), params, self.user_span(span), layer=tuple(self.layers)))
         return var
 
@@ -172,8 +195,16 @@ class Builder:
         # A literal constant is re-made at the new dtype, so no cast appears in the trace.
         producer = self._producer(v)
         if producer is not None and producer.prim == "const" and v.type.weak:
-            return self.emit("const", [], {"value": producer.params["value"].astype(NUMPY_DTYPE[dtype]),
-                                           "weak": False}, span)
+            value = producer.params["value"]
+            if dtype in ("i32", "i64") and value.size and value.dtype.kind in "iu":
+                info = np.iinfo(NUMPY_DTYPE[dtype])
+                if value.min() < info.min or value.max() > info.max:  # astype would wrap around
+                    self.error(span, f"the integer {value.max() if value.max() > info.max else value.min()} does "
+                                     f"not fit in {dtype} ({info.min}..{info.max})")
+                    return Var(ERROR_TYPE)
+            with np.errstate(over="ignore"):  # a float beyond f32's range is inf there, as in torch and JAX
+                remade = value.astype(NUMPY_DTYPE[dtype])
+            return self.emit("const", [], {"value": remade, "weak": False}, span)
         return self.emit("cast", [v], {"dtype": dtype}, span)
 
     def _producer(self, v: Var):

@@ -12,6 +12,7 @@ import attrs
 from ..runtime.ir import Var
 from ..runtime.types import ERROR_TYPE, FLOATS, INTS, dim_op
 from .operators import binary, float_operand
+from . import limits
 from .values import DType, FnRef, describe, is_dim
 
 
@@ -348,6 +349,8 @@ def _pad(lw, span, x, widths, value=0):
     v = lw.tensor(x, span)
     if v.type.is_error:
         return v
+    if v.type.rank == 0:
+        return _err(lw, span, "pad needs a tensor with at least one axis, got a scalar")
     if isinstance(widths, int):
         widths = [[widths, widths]] * v.type.rank
     ok = isinstance(widths, list) and all(isinstance(w, list) and len(w) == 2 and all(
@@ -714,5 +717,8 @@ def _unit_forget_bias(lw, span, units, gates=4, forget=1):
         return Var(ERROR_TYPE)
     if u <= 0 or not 0 <= k < g:
         return _err(lw, span, f"unit_forget_bias: need units > 0 and 0 <= forget < gates, got {u}, {k}, {g}")
+    if g * u > limits.MAX_STATIC_ITEMS:
+        return _err(lw, span, f"unit_forget_bias: {g} gates of {u:,} units make {g * u:,} numbers, more than "
+                              f"the {limits.MAX_STATIC_ITEMS:,} a static list may hold")
     return [0.0] * (k * u) + [1.0] * u + [0.0] * ((g - k - 1) * u)
 

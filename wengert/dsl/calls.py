@@ -101,6 +101,7 @@ def call_fn(lw, info, args, kwargs, span: Span, binding: str | None) -> Any:
     if len(lw.fn_stack) > 64:
         lw.b.error(span, "functions nested more than 64 calls deep")
         return Var(ERROR_TYPE)
+    lw.b.count_call(node.name, span)
     names = [p.name for p in node.params]
     defaults = {p.name: p.default for p in node.params if p.default is not None}
     bound = bind_args(lw, node.name, names, defaults, args, kwargs, span)

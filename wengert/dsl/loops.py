@@ -85,6 +85,10 @@ def _lookup_in_function(scope, name: str):
 def _bound(lw, v: Any, span) -> tuple[Any, Var | None]:
     """A loop bound: a static dim, or an integer scalar tensor known at run time."""
     if is_dim(v):
+        if isinstance(v, int) and not -2 ** 63 <= v < 2 ** 63:
+            shown = str(v) if v.bit_length() < 100 else f"a number of about {int(v.bit_length() * 0.30103)} digits"
+            lw.b.error(span, f"a loop bound must fit in an i64, got {shown}")
+            return None, Var(ERROR_TYPE)
         return v, None
     if isinstance(v, Var):
         if v.type.is_error:

@@ -6,6 +6,7 @@ values, and runs shape/dtype inference on every equation as it is created (Build
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 from contextlib import contextmanager
@@ -44,7 +45,7 @@ from ..runtime.types import (
     TensorType,
     promote,
 )
-from . import ast
+from . import ast, limits
 from .builder import STDLIB_PREFIX, Builder
 from .parser import parse
 from .values import AllVal, CallVal, DType, FnRef, RangeVal, describe, is_dim
@@ -53,6 +54,25 @@ INITIALIZERS = {  # name -> keyword names (positional order)
     "normal": ("mean", "std"), "uniform": ("low", "high"), "glorot": (), "he": (), "orthogonal": ("gain",),
     "zeros": (), "ones": (), "fan_in": (), "constant": ("value",),
 }
+INITIALIZER_RULES = {  # name -> (is the keywords' combination valid, what it must be); with torch's defaults
+    "normal": (lambda kw: kw.get("std", 1.0) > 0, "`std` must be positive"),
+    "uniform": (lambda kw: kw.get("low", 0.0) < kw.get("high", 1.0), "`low` must be less than `high`"),
+}
+
+
+def initializer_problem(name: str, kwargs: dict[str, float]) -> str | None:
+    """Why an initializer's arguments cannot make a tensor (a negative std, low >= high, an infinity)."""
+    for key, value in kwargs.items():
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int beyond any float
+            finite = False
+        if not finite:
+            return f"`{key}` must be a finite number of at most 1e308"
+    ok, what = INITIALIZER_RULES.get(name, (lambda kw: True, ""))
+    return None if ok(kwargs) else f"{what}, got " + ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
+
+
 KEYWORDS = {"seed", "input", "param", "state", "fn", "layer", "update", "data", "train", "import", "return",
             "for", "in", "if", "then", "else", "and", "or", "not", "true", "false", "all"}
 
@@ -124,7 +144,8 @@ class Lowerer:
         self.layer_frames = [LayerFrame("")]
         self.import_stack: list[str] = []
         self.loaded: dict[str, Scope] = {}
-        self.memory_limit = memory_limit if memory_limit is not None else _physical_memory()
+        self.memory_limit = memory_limit if memory_limit is not None else limits.physical_memory()
+        self.b.memory_limit = self.memory_limit
         self.scope = Scope()
         stdlib_scope = Scope()  # the standard library sees only functions, never the user's names
         stdlib_scope.fns = self.scope.fns
@@ -134,6 +155,7 @@ class Lowerer:
     def lower_module(self, module: ast.Module) -> Module:
         self.import_stack.append(os.path.abspath(self.source.path))
         self._collect_fns(module, self.scope, self.source)
+        self._check_inlining(module)
         for stmt in module.stmts:
             self.stmt(stmt, self.scope, top=True)
         if self.strict or any(t.config.get("strict") for t in self.trains.values()):
@@ -145,6 +167,18 @@ class Lowerer:
         return Module(self.source.path, self.source.text, self.seed, self.inputs, self.params, self.values,
                       self.hidden, main, self.updates, self.data, self.trains, self.dims,
                       {n: f.node for n, f in self.scope.fns.items()}, list(self.reporter.diagnostics))
+
+    def _check_inlining(self, module: ast.Module) -> None:
+        """Refuse at once a program whose calls would inline more copies than the budget (limits.py)."""
+        fns = {n: f.node for n, f in self.scope.fns.items()}
+        found = limits.inlined_copies([s for s in module.stmts if not isinstance(s, ast.FnDef)], fns)
+        if found is not None:
+            name, copies, call = found
+            self.reporter.error(call.span, f"this program inlines {limits.count_text(copies)} copies of `{name}` "
+                                           f"(fns and layers are copied at each call; the checker takes at most "
+                                           f"{limits.MAX_CALLS:,}): call it fewer times, or step it with `for` or "
+                                           "`scan`")
+            self.reporter.raise_if_failed()
 
     def _load_stdlib(self, scope: Scope) -> None:
         for name in ("prelude.dl", "layers.dl"):
@@ -252,8 +286,8 @@ class Lowerer:
                 return None
         size = int(np.prod(shape, dtype=object)) * ITEMSIZE[t.dtype]
         if size > self.memory_limit:
-            self.b.error(s.type.span, f"{s.kind} `{full}` ({t}) needs {_human_bytes(size)}, more than this "
-                                      f"machine's memory ({_human_bytes(self.memory_limit)})")
+            self.b.error(s.type.span, f"{s.kind} `{full}` ({t}) needs {limits.human_bytes(size)}, more than this "
+                                      f"machine's memory ({limits.human_bytes(self.memory_limit)})")
             return None
         return t
 
@@ -274,6 +308,9 @@ class Lowerer:
                                           + did_you_mean(kw.name, names))
                     continue
                 kwargs[kw.name] = self.static_number(kw.value, scope)
+            problem = initializer_problem(e.func.id, kwargs)
+            if problem is not None:
+                self.b.error(e.span, f"`{e.func.id}`: {problem}")
             return Initializer(e.func.id, tuple(sorted(kwargs.items())))
         v = self.expr(e, scope)
         if isinstance(v, Var) and v.type.is_error:
@@ -286,7 +323,9 @@ class Lowerer:
             arr = np.asarray(_plain(v), dtype=np.float64 if t is None else None)
             if t is not None:
                 # Checked against the shape, but kept small: the runtime broadcasts it.
-                np.broadcast_shapes(arr.shape, tuple(self.dims.resolve_shape(t.shape)))
+                shape = tuple(self.dims.resolve_shape(t.shape))
+                if np.broadcast_shapes(arr.shape, shape) != shape:  # the literal must fit inside the type
+                    raise ValueError
                 with np.errstate(over="raise", invalid="raise"):
                     cast = arr.astype(np.dtype(_np_name(t.dtype)))
                 if not np.array_equal(cast.astype(np.float64), arr.astype(np.float64)) and arr.dtype.kind in "iu":
@@ -452,6 +491,9 @@ class Lowerer:
             if isinstance(v, Var) or not is_dim(v):
                 self.b.error(d.span, f"a dimension must be an integer or a symbolic name, got {describe(v)}")
                 return None
+            if isinstance(v, int) and v < 0:
+                self.b.error(d.span, f"a dimension cannot be negative, got {v}")
+                return None
             dims.append(v)
         return TensorType(dtype, tuple(dims))
 
@@ -543,6 +585,9 @@ class Lowerer:
     def expr_listlit(self, e: ast.ListLit, scope: Scope, binding=None) -> Any:
         return [self.expr(x, scope) for x in e.items]
 
+    def expr_numberlist(self, e: ast.NumberList, scope: Scope, binding=None) -> Any:
+        return list(e.values)
+
     def expr_range(self, e: ast.Range, scope: Scope, binding=None) -> Any:
         return RangeVal(self.expr(e.start, scope), self.expr(e.stop, scope))
 
@@ -629,25 +674,6 @@ def _plain(v: Any) -> Any:
 
 def _np_name(dtype: str) -> str:
     return {"bool": "bool", "i32": "int32", "i64": "int64", "f32": "float32", "f64": "float64"}[dtype]
-
-
-def _human_bytes(n: int) -> str:
-    units = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
-    power = 0
-    while n >= 1000 ** (power + 1) and power < len(units) - 1:
-        power += 1
-    if power == 0:
-        return f"{n} B"
-    if n >= 1000 ** (power + 1):
-        return f"more than {1000 ** len(units) // 1000 ** power:,} {units[power]}"
-    return f"{n * 10 // 1000 ** power / 10:.1f} {units[power]}"
-
-
-def _physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 40
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """Parse .dl text into the AST (lark LALR + a newline post-lexer + a transformer)."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 from typing import Iterator
@@ -15,7 +16,7 @@ from lark.exceptions import (
 )
 
 from ..diagnostics import Diagnostic, DiagnosticError, Source, Span
-from . import ast
+from . import ast, limits
 
 MAX_NESTING = 200  # brackets; deeper programs are refused before they reach Python's recursion limit
 
@@ -28,7 +29,7 @@ _CLOSERS = {v: k for k, v in _OPENERS.items()}
 # How the parser's terminal names read in an error message.
 _TERMINAL_WORDS = {
     "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string", "_NL": "end of line",
-    "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`", "RBRACE": "`}`",
+    "NUMBERS": "a list of numbers", "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`", "RBRACE": "`}`",
     "COMMA": "`,`", "COLON": "`:`", "EQUAL": "`=`", "DOT": "`.`", "PIPE": "`|>`", "THEN": "`then`",
     "ELSE": "`else`", "DOTDOT": "`..`", "POW": "`**`", "PLUS": "`+`", "MINUS": "`-`", "STAR": "`*`",
     "SLASH": "`/`", "AT": "`@`", "PERCENT": "`%`", "COMP_OP": "a comparison", "$END": "end of file",
@@ -74,8 +75,29 @@ def _lark() -> tuple[lark.Lark, Newlines]:
     return parser, newlines
 
 
+@lru_cache(maxsize=1)
+def _token_pattern() -> re.Pattern:
+    """Roughly the lexer's tokens, for counting them before parsing: a long list of numbers is one (as the
+    lexer's NUMBERS), a comment none."""
+    numbers = _lark()[0].get_terminal("NUMBERS").pattern.to_regexp()
+    return re.compile(rf"{numbers}|#[^\n]*|\"(?:[^\"\\\n]|\\.)*\"|[A-Za-z_0-9.]+|\S")
+
+
+def _check_size(source: Source) -> None:
+    """Refuse a program too large to check in reasonable time (limits.MAX_TOKENS), before parsing it."""
+    if len(source.text) // 2 < limits.MAX_TOKENS:  # every token takes two characters or more, separators included
+        return
+    count = sum(1 for m in _token_pattern().finditer(source.text) if not m.group().startswith("#"))
+    if count > limits.MAX_TOKENS:
+        raise DiagnosticError([Diagnostic.plain(source.path, (
+            f"the program is {count:,} tokens long, more than the {limits.MAX_TOKENS:,} the checker takes (a "
+            f"program that long takes minutes to check); split it into files, or write long arrays of numbers "
+            "as one list literal or a data file"))])
+
+
 def parse(source: Source) -> ast.Module:
     """Parse a whole file; a syntax error raises DiagnosticError."""
+    _check_size(source)
     parser, newlines = _lark()
     try:
         tree = parser.parse(source.text)
@@ -124,7 +146,8 @@ def _describe(tok: Token) -> str:
 
 
 def _expected(names: set[str]) -> str:
-    words = sorted({_TERMINAL_WORDS.get(n, f"`{n.lower()}`") for n in names if not n.startswith("__")})
+    words = sorted({_TERMINAL_WORDS.get(n, f"`{n.lower()}`") for n in names
+                    if not n.startswith("__") and n != "NUMBERS"})  # a list of numbers is a `[`
     if not words:
         return ""
     if len(words) > 6:
@@ -250,7 +273,7 @@ class _ToAst(Transformer):
         return ast.Keyword(name, ast.Call(ast.Name(name, span=span), args, kwargs, span=span), span=span)
 
     def import_stmt(self, meta, c):
-        return ast.Import(_unquote(c[0]), span=self._span(meta))
+        return ast.Import(self._string(meta, c[0]), span=self._span(meta))
 
     def return_stmt(self, meta, c):
         return ast.Return(c[0], span=self._span(meta))
@@ -369,8 +392,11 @@ class _ToAst(Transformer):
         return ast.Literal(float(c[0]), span=self._span(meta))
 
     def string_lit(self, meta, c):
+        return ast.Literal(self._string(meta, c[0]), span=self._span(meta))
+
+    def _string(self, meta, tok) -> str:
         try:
-            return ast.Literal(_unquote(c[0]), span=self._span(meta))
+            return _unquote(tok)
         except (ValueError, SyntaxError) as e:
             message = str(e).split(":", 1)[-1].strip() if ":" in str(e) else str(e)
             raise DiagnosticError([Diagnostic(self._span(meta), f"invalid string literal: {message}")]) from None
@@ -386,6 +412,17 @@ class _ToAst(Transformer):
 
     def list_lit(self, meta, c):
         return ast.ListLit(tuple(x for x in c if x is not None), span=self._span(meta))
+
+    def numbers_lit(self, meta, c):
+        values = []
+        for text in c[0].value[1:-1].split(","):
+            text = text.strip()
+            if text:
+                try:
+                    values.append(float(text) if "." in text or "e" in text or "E" in text else int(text))
+                except ValueError:
+                    raise DiagnosticError([Diagnostic(self._span(meta), "integer literal too long")]) from None
+        return ast.NumberList(tuple(values), span=self._span(meta))
 
     def paren(self, meta, c):
         return c[0]

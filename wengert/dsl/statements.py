@@ -207,7 +207,8 @@ def lower_train(lw, s: ast.TrainDef, scope) -> None:
     if "cluster" in seen and (config.get("parallel") or ("",))[0] != "downpour":
         lw.b.error(seen["cluster"].span, "`cluster` is the Dask scheduler of `parallel = downpour(...)`, "
                                          "which this train block does not use")
-    lw.trains[s.name] = TrainSpec(s.name, config, minimize, metrics, s.span)
+    lw.trains[s.name] = TrainSpec(s.name, config, minimize, metrics, s.span,
+                                  {k: e.value.span for k, e in seen.items()})
 
 
 def _minimize(lw, value: ast.Expr) -> str | None:

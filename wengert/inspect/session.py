@@ -156,7 +156,7 @@ class Session:
             raise prog
         current = self.program.params
         prog.set_params({n: v for n, v in current.items() if n in prog.module.params})
-        return self._needing(lambda: prog.run(EVAL_NAME, **self.inputs))
+        return self._needing(lambda: prog.run(EVAL_NAME, inputs=self.inputs))
 
     def _check_expression(self, expr: str):
         from ..dsl.lower import lower_source
@@ -232,7 +232,7 @@ class Session:
 
     def _trace(self, name: str):
         self.program._var(name)  # an unknown name is reported with a suggestion
-        return self._needing(lambda: self.program.trace(name, **self.inputs))
+        return self._needing(lambda: self.program.trace(name, inputs=self.inputs))
 
     def _where(self, e) -> str:
         span = e.span
@@ -248,7 +248,7 @@ class Session:
     @command(":grad NAME [wrt A,B] [forward|reverse]", "gradient of a scalar (default: every param, reverse)", ":grad f wrt x1,x2 forward")
     def cmd_grad(self, args: str) -> None:
         name, wrt, mode = _derivative_args(args, ":grad NAME [wrt A,B] [forward|reverse]", modes=True)
-        grads = self._needing(lambda: self.program.grad(name, wrt=wrt, mode=mode, **self.inputs))
+        grads = self._needing(lambda: self.program.grad(name, wrt=wrt, mode=mode, inputs=self.inputs))
         if not grads:
             raise CommandError(f"`{self.module.path}` has no params: name what to differentiate with "
                                f"`:grad {name} wrt INPUT`")
@@ -262,7 +262,7 @@ class Session:
         name, wrt, _ = _derivative_args(args, ":check NAME [wrt A,B]", modes=False)
         self.program._var(name)
         try:
-            self._needing(lambda: check_grads(self.program, name, wrt=wrt, **self.inputs))
+            self._needing(lambda: check_grads(self.program, name, wrt=wrt, inputs=self.inputs))
         except GradCheckError as e:
             raise CommandError(f"gradcheck failed: {e}") from None
         self.emit(f"ok: forward and reverse mode of `{name}` agree with numerical differentiation")
@@ -318,7 +318,7 @@ class Session:
                 shown = "(needs " + ", ".join(f"`{n}`" for n in needed) + ")"
             else:
                 try:
-                    shown = _short(self.program.run(name, **self.inputs))
+                    shown = _short(self.program.run(name, inputs=self.inputs))
                 except DiagnosticError as e:
                     shown = "(error: " + e.diagnostics[0].message + ")"
             rows.append((name, str(self.module.type_of(var)), shown))

@@ -4,9 +4,12 @@ its own optimizer state. Sound when updates are sparse (see sparse.py and docs/d
 then two processes rarely write the same element, and a collision only loses part of a step."""
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
+import os
 import queue
 import signal
+import sys
 import time
 from typing import Any
 
@@ -17,6 +20,7 @@ from .worker import Recipe, add_statistics, deal, gradients, merge, state_update
 
 ALIGN = 64  # bytes: every array starts on a cache line
 POLL = 0.5  # seconds between checks that the workers are alive
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 REPORT_EVERY = 0.05  # seconds: a worker sends its steps' statistics at most this often (cheap steps)
 
 Layout = dict[str, tuple[int, tuple[int, ...], str]]  # name -> (byte offset, shape, dtype)
@@ -72,7 +76,7 @@ class Hogwild:
     def _start(self, w: int) -> None:
         self.tasks[w] = self.context.Queue()
         self.procs[w] = self.context.Process(target=work, args=(w, self.recipe, self.raw, self.layout,
-                                                                 self.tasks[w], self.results),
+                                                                 self.tasks[w], self.results, os.getpid()),
                                              name=f"wengert-hogwild-{w}", daemon=True)
         self.procs[w].start()
 
@@ -168,9 +172,36 @@ def _abandon(q) -> None:
     q.close()
 
 
-def work(w: int, recipe: Recipe, raw, layout: Layout, tasks, results) -> None:
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG): a driver killed
+    with SIGKILL must not leave workers waiting forever (nor hold the semaphores the resource tracker
+    removes once every process holding them is gone). Elsewhere `next_task` watches the parent."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
+def next_task(tasks, parent: int) -> Any:
+    """The driver's next task; exits when the driver is gone (the watchdog where prctl is not)."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)
+        try:
+            return tasks.get(timeout=POLL)
+        except queue.Empty:
+            continue
+
+
+def work(w: int, recipe: Recipe, raw, layout: Layout, tasks, results, parent: int | None = None) -> None:
     """A worker process: epochs of (batches, lr, optimizer state or None, return the state?)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    die_with_parent()
+    parent = os.getppid() if parent is None else parent
+    if os.getppid() != parent:  # the driver died before prctl took effect
+        os._exit(1)
     try:
         trainer = recipe.trainer()
         prog = trainer.prog
@@ -181,7 +212,7 @@ def work(w: int, recipe: Recipe, raw, layout: Layout, tasks, results) -> None:
         trainer.noise_rng = np.random.default_rng([prog.seed, 2, w])
         opt = trainer.optimizer
         params = {n: views[n] for n in trainer.param_names}
-        while (task := tasks.get()) is not None:
+        while (task := next_task(tasks, parent)) is not None:
             batches, lr, state, want_state = task
             if state is not None:
                 opt.load_state_arrays(state)

@@ -43,7 +43,7 @@ class Recipe:
             _CACHE.clear()  # one run at a time per process
             prog = Program(self.module, self.device, seed=self.seed)
             prog.detect_anomaly = self.detect_anomaly
-            trainer = Trainer(prog, self.train, {"data": self.settings.data})
+            trainer = Trainer(prog, self.train, {"data": self.settings.data, "checkpoint": ""})  # the parent writes
             trainer.settings = self.settings
             _CACHE[self.key] = trainer
         return _CACHE[self.key]

@@ -69,11 +69,13 @@ def _walk(block: Block, wanted: set[int]) -> None:
             wanted.update(i.id for i in e.inputs)
 
 
-def check_grads(prog, of: str, wrt: Iterable[str] | None = None, modes=("forward", "reverse"), order: int = 2,
-                seed: int = 0, **inputs: Any) -> None:
+def check_grads(prog, of: str, /, wrt: Iterable[str] | None = None, modes=("forward", "reverse"), order: int = 2,
+                seed: int = 0, *, inputs: dict[str, Any] | None = None, **named: Any) -> None:
     """Raise GradCheckError (with position, both values and errors, and the param or input whose
     derivative is wrong) when a derivative is wrong. By default `wrt` is every float param and
-    every float input given that `of` depends on differentiably (not a mask used in comparisons)."""
+    every float input given that `of` depends on differentiably (not a mask used in comparisons).
+    Inputs are keywords, or the dict `inputs` for those named like a keyword here (`order`, `seed`)."""
+    inputs = {**(inputs or {}), **named}
     if wrt is None:
         reach = differentiable_roots(prog.module, prog._var(of))
         wrt = [n for n, p in prog.module.params.items() if p.kind == "param" and p.var.type.dtype in ("f32", "f64")
@@ -112,26 +114,26 @@ def _check(prog, of: str, wrt: list[str], modes, order: int, seed: int, inputs: 
     prog.replay_seed = seed
     try:
         def f(point: dict[str, np.ndarray], name: str = of) -> np.ndarray:
-            return np.asarray(_at(prog, point, inputs, lambda kw: prog.run(name, **kw)), np.float64)
+            return np.asarray(_at(prog, point, inputs, lambda kw: prog.run(name, inputs=kw)), np.float64)
 
         def moved(scale: float) -> dict[str, np.ndarray]:
             return {n: (base[n] + scale * direction[n]).astype(base[n].dtype) for n in wrt}
 
         numeric = _richardson(lambda s: f(moved(s)), h)
-        value, tangent = _at(prog, base, inputs, lambda kw: prog.jvp(of, direction, **kw))
+        value, tangent = _at(prog, base, inputs, lambda kw: prog.jvp(of, direction, inputs=kw))
         if "forward" in modes:
             Comparison(f"JVP of `{of}` along a random direction", tangent, numeric, tol).check()
         if "reverse" in modes:
             cot = rng.standard_normal(np.shape(value)).astype(np.asarray(value).dtype)
-            grads = _at(prog, base, inputs, lambda kw: prog.vjp(of, cot, wrt, **kw))
+            grads = _at(prog, base, inputs, lambda kw: prog.vjp(of, cot, wrt, inputs=kw))
             lhs = sum(float(np.vdot(direction[n], grads[n])) for n in wrt)
             rhs = float(np.vdot(np.asarray(tangent, np.float64), cot))
             Comparison(f"VJP of `{of}` (<t, vjp(c)> against <jvp(t), c>)", lhs, rhs, tol).check()
         if order >= 2 and np.size(value) == 1:
-            hv = _at(prog, base, inputs, lambda kw: prog.hvp(of, wrt, direction, **kw))
+            hv = _at(prog, base, inputs, lambda kw: prog.hvp(of, wrt, direction, inputs=kw))
             for n in wrt:
                 def grad_at(s: float, n=n) -> np.ndarray:
-                    return np.asarray(_at(prog, moved(s), inputs, lambda kw: prog.grad(of, wrt, **kw))[n], np.float64)
+                    return np.asarray(_at(prog, moved(s), inputs, lambda kw: prog.grad(of, wrt, inputs=kw))[n], np.float64)
                 Comparison(f"Hessian-vector product of `{of}` w.r.t. `{n}`", hv[n], _richardson(grad_at, h),
                            tol * 10).check()
     finally:

@@ -90,6 +90,7 @@ class DataSpec:
     transforms: list[tuple[str, dict[str, Any]]]
     span: Any
     base_dir: str = "."
+    needed: frozenset[str] | None = None  # the columns a run reads (None: all); sources may skip the others
 
 
 @attrs.define
@@ -99,6 +100,7 @@ class TrainSpec:
     minimize: str | None
     metrics: list[tuple[str, str]]  # (metric display name, hidden value name)
     span: Any
+    spans: dict[str, Any] = attrs.field(factory=dict)  # each setting's value, for diagnostics at run time
 
 
 @attrs.define

@@ -32,9 +32,10 @@ from typing import Any, Union
 import attrs
 import numpy as np
 
-from ..diagnostics import Diagnostic, DiagnosticError, did_you_mean
+from ..diagnostics import Diagnostic, DiagnosticError, did_you_mean, file_problem
 from ..runtime.ir import DataSpec, InputDecl
 from ..runtime.types import NUMPY_DTYPE, DimEnv, format_type
+from . import npzfile
 
 
 class DataError(DiagnosticError):
@@ -115,11 +116,15 @@ def _select(column: Column, rows: Rows) -> Column:
 
 
 # ----------------------------------------------------------------------------- load
-def load(spec: DataSpec) -> dict[str, Dataset]:
-    """Run a data statement: one Dataset per name of `spec.names` (the first is the training part)."""
+def load(spec: DataSpec, needed: set[str] | None = None) -> dict[str, Dataset]:
+    """Run a data statement: one Dataset per name of `spec.names` (the first is the training part).
+    `needed` (the program's inputs) lets a source leave other columns unread (an .npz's other members)."""
     source, kwargs = spec.source
     if source not in SOURCES:
         raise DataError.at(spec, f"unknown data source `{source}`" + did_you_mean(source, SOURCES))
+    if needed is not None:
+        used = {str(args.get("column")) for _, args in spec.transforms if "column" in args}
+        spec = attrs.evolve(spec, needed=frozenset(needed) | used)
     parts = [Dataset(SOURCES[source](spec, **kwargs))]
     for name, _ in spec.transforms:
         if name not in ROW_TRANSFORMS and name not in VALUE_TRANSFORMS:
@@ -153,7 +158,11 @@ def _resolve(spec: DataSpec, path: Any, what: str = "path") -> tuple[str, Path]:
     """(the path as written, the file it names relative to the .dl file)."""
     if not isinstance(path, str) or not path:
         raise DataError.at(spec, f"`{spec.source[0]}`: the {what} must be a file name string, got {path!r}")
-    return path, Path(spec.base_dir) / path
+    resolved = Path(spec.base_dir) / path
+    problem = file_problem(resolved)
+    if problem is not None:
+        raise DataError.at(spec, f"{path}: {problem}")
+    return path, resolved
 
 
 def _missing_message(file: str, resolved: Path) -> str:
@@ -208,10 +217,12 @@ def _check_columns(spec: DataSpec, columns: dict[str, Column], files: dict[str, 
 
 
 # ----------------------------------------------------------------------------- file sources
-NPY_MAGIC = b"\x93NUMPY"
+NPY_MAGIC = npzfile.NPY_MAGIC
 
 
 def _npz(spec: DataSpec, /, path: str) -> dict[str, Column]:
+    """The arrays of an archive, by name: every header checked first, then only the members the program
+    reads (`spec.needed`) opened, memory-mapped when stored uncompressed (np.savez), else read if they fit."""
     file, resolved = _resolve(spec, path)
     with _reading(spec, file, resolved):
         with open(resolved, "rb") as f:
@@ -220,8 +231,12 @@ def _npz(spec: DataSpec, /, path: str) -> dict[str, Column]:
             raise DataError.at(spec, f"{file}: a .npy file, not an .npz archive; read it with npy(x=\"{file}\")")
         if not head.startswith(b"PK"):
             raise DataError.at(spec, f"{file}: not an .npz archive (a zip file of .npy arrays)")
-        with np.load(resolved, allow_pickle=False) as archive:
-            columns = {name: archive[name] for name in archive.files}
+        try:
+            headers = npzfile.npz_headers(resolved)
+            wanted = [n for n in headers if spec.needed is None or n in spec.needed] or list(headers)
+            columns = {n: npzfile.read_member(resolved, headers[n], mmap=True) for n in wanted}
+        except npzfile.NpyProblem as e:
+            raise DataError.at(spec, f"{file}: {e}") from None
     return _check_columns(spec, columns, {name: file for name in columns})
 
 
@@ -232,16 +247,20 @@ def _npy(spec: DataSpec, /, **paths: str) -> dict[str, Column]:
     return _check_columns(spec, columns, paths)
 
 
-def _npy_column(spec: DataSpec, name: str, path: str) -> np.memmap:
+def _npy_column(spec: DataSpec, name: str, path: str) -> np.ndarray:
     file, resolved = _resolve(spec, path, f"file of column `{name}`")
     with _reading(spec, file, resolved):
         with open(resolved, "rb") as f:
             if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
                 raise DataError.at(spec, f"{file}: not a .npy file")
         try:
-            return np.load(resolved, mmap_mode="r", allow_pickle=False)
-        except ValueError as e:
-            raise DataError.at(spec, f"{file}: truncated or not a valid .npy file ({e})") from None
+            head = npzfile.npy_header(resolved)
+        except npzfile.NpyProblem as e:
+            raise DataError.at(spec, f"{file}: {e}") from None
+        if head.nbytes == 0:
+            return np.zeros(head.shape, head.dtype)
+        return np.memmap(resolved, dtype=head.dtype, mode="r", offset=head.offset, shape=head.shape,
+                         order="F" if head.fortran else "C")
 
 
 def _csv(spec: DataSpec, /, path: str, header: bool | None = None, delimiter: str = ",",
@@ -294,8 +313,13 @@ def is_number(text: str) -> bool:
 
 
 def _is_header(row: list[str], needed: list[int]) -> bool:
-    """A first row is a header when one of the cells the program reads is not a number."""
-    return any(c < len(row) and not is_number(row[c]) for c in needed)
+    """A first row is a header when every cell the program reads is a label: printable text that is not
+    a number. A row with an empty, NUL or numeric cell among them is data (and a bad cell is reported)."""
+    return all(c < len(row) and _is_label(row[c]) for c in needed)
+
+
+def _is_label(text: str) -> bool:
+    return bool(text.strip()) and text.isprintable() and not is_number(text)
 
 
 def _csv_row(spec: DataSpec, file: str, line: int, row: list[str], needed: list[int]) -> list[float]:
@@ -324,35 +348,50 @@ def _idx(spec: DataSpec, /, **paths: str) -> dict[str, Column]:
 
 
 def _idx_column(spec: DataSpec, name: str, path: str) -> np.ndarray:
+    """An IDX file, plain or gzipped: the header is read first and the data read only up to the size it
+    declares, after comparing that size with the file's (a plain file) and with the memory available."""
     file, resolved = _resolve(spec, path, f"file of column `{name}`")
-    with _reading(spec, file, resolved):
-        raw = resolved.read_bytes()
-        if raw.startswith(GZIP_MAGIC):
-            raw = gzip.decompress(raw)
-    return _parse_idx(spec, file, raw)
-
-
-def _parse_idx(spec: DataSpec, file: str, raw: bytes) -> np.ndarray:
-    """The IDX format: 0x00 0x00, a dtype code, the number of dims, big-endian u32 sizes, the data."""
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in IDX_DTYPES or raw[3] == 0:
-        raise DataError.at(spec, f"{file}: not an IDX file (magic number 0x{raw[:4].hex()}, expected 0x0000 "
-                                 f"followed by a type code 08 09 0b 0c 0d 0e and the number of dimensions)")
-    ndims = raw[3]
-    start = 4 + 4 * ndims
-    if len(raw) < start:
-        raise DataError.at(spec, f"{file}: truncated in its header ({len(raw)} bytes)")
-    sizes = struct.unpack(f">{ndims}I", raw[4:start])
-    dtype = np.dtype(IDX_DTYPES[raw[2]])
-    count = math.prod(sizes)
-    expected, found = count * dtype.itemsize, len(raw) - start
-    if found < expected:
-        raise DataError.at(spec, f"{file}: truncated: the header declares {'x'.join(map(str, sizes))} values "
-                                 f"({expected} bytes of data) but the file holds {found} bytes")
-    if found > expected:
-        raise DataError.at(spec, f"{file}: {found - expected} bytes after the {'x'.join(map(str, sizes))} values "
-                                 f"its header declares (a corrupt file)")
-    values = np.frombuffer(raw, dtype=dtype, count=count, offset=start).reshape(sizes)
+    with _reading(spec, file, resolved), open(resolved, "rb") as raw:
+        zipped = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw) if zipped else raw
+        head = stream.read(4)
+        _idx_magic(spec, file, head)
+        dims = stream.read(4 * head[3])
+        if len(dims) < 4 * head[3]:
+            raise DataError.at(spec, f"{file}: truncated in its header ({4 + len(dims)} bytes)")
+        sizes = struct.unpack(f">{head[3]}I", dims)
+        dtype = np.dtype(IDX_DTYPES[head[2]])
+        expected = math.prod(sizes) * dtype.itemsize
+        shown = "x".join(map(str, sizes))
+        if not zipped:
+            found = resolved.stat().st_size - 4 - len(dims)
+            if found != expected:
+                raise DataError.at(spec, _idx_size_message(file, shown, expected, found))
+        limit = npzfile.available_memory() * npzfile.MEMORY_FRACTION
+        if expected > limit:
+            raise DataError.at(spec, f"{file}: the header declares {shown} values ({expected / 1e9:,.1f} GB), more "
+                                     f"than the {limit / 1e9:,.1f} GB of memory available")
+        data = stream.read(expected + 1)  # one byte more tells a longer file; a gzip bomb stops here
+        if len(data) != expected:
+            raise DataError.at(spec, _idx_size_message(file, shown, expected, len(data), exact=not zipped))
+    values = np.frombuffer(data, dtype=dtype, count=math.prod(sizes)).reshape(sizes)
     return values.astype(dtype.newbyteorder("="))
+
+
+def _idx_magic(spec: DataSpec, file: str, head: bytes) -> None:
+    """The IDX format: 0x00 0x00, a dtype code, the number of dims, big-endian u32 sizes, the data."""
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in IDX_DTYPES or head[3] == 0:
+        raise DataError.at(spec, f"{file}: not an IDX file (magic number 0x{head[:4].hex()}, expected 0x0000 "
+                                 f"followed by a type code 08 09 0b 0c 0d 0e and the number of dimensions)")
+
+
+def _idx_size_message(file: str, shown: str, expected: int, found: int, exact: bool = True) -> str:
+    if found < expected:
+        return (f"{file}: truncated: the header declares {shown} values ({expected} bytes of data) but the file "
+                f"holds {found} bytes")
+    extra = f"{found - expected} bytes" if exact else "more bytes"
+    return f"{file}: {extra} after the {shown} values its header declares (a corrupt file)"
 
 
 # ----------------------------------------------------------------------------- generated sources

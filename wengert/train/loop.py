@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -14,7 +15,7 @@ import numpy as np
 from ..diagnostics import Diagnostic, DiagnosticError, did_you_mean
 from ..runtime import anomaly
 from ..runtime.types import NUMPY_DTYPE
-from . import checkpoint, data, engines, optim, params
+from . import checkpoint, data, engines, optim, params, rundir
 
 EVAL_CHUNK = 4096  # rows per evaluation when measuring loss and metrics on a whole data set
 SAVE_EVERY = 1.0  # seconds: short epochs are checkpointed at most this often (and always at the end)
@@ -83,7 +84,10 @@ class Trainer:
     """Trains a Program in place. `report(event, **info)` receives progress (the CLI draws it)."""
 
     def __init__(self, prog, name: str | None = None, overrides: dict[str, Any] | None = None,
-                 out_dir: str | Path | None = None, report: Callable[..., None] | None = None):
+                 out_dir: str | Path | None = None, report: Callable[..., None] | None = None,
+                 allow_paths: tuple[str | Path, ...] = (), overwrite: bool = False):
+        """`out_dir` is the only directory the run writes to (the checkpoint path is relative to it) unless
+        `allow_paths` names others; `overwrite` lets a fresh run replace an earlier run's checkpoint."""
         self.prog = prog
         module = prog.module
         if name not in module.trains:
@@ -96,6 +100,9 @@ class Trainer:
         self.name = name
         self.settings = Settings.of(self.spec, dict(overrides or {}))
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.allow_paths = tuple(allow_paths)
+        self.overwrite = overwrite
+        self._checkpoint: Path | None | bool = False  # resolved when first asked for (eval never asks)
         self.report = report or (lambda event, **info: None)
         self.param_names = [n for n, p in module.params.items() if p.kind == "param"]
         self.metric_names = [label for label, _ in self.spec.metrics]
@@ -126,7 +133,7 @@ class Trainer:
             if name not in module.data:
                 raise DiagnosticError([Diagnostic(self.spec.span, f"`{name}` is not a data set"
                                                   + did_you_mean(name, module.data))])
-            loaded = data.load(module.data[name])
+            loaded = data.load(module.data[name], needed=set(module.inputs))
             for n, ds in loaded.items():
                 data.bind(ds, module.inputs, module.dims)  # columns must fit the inputs they feed
                 out[n] = ds
@@ -144,16 +151,42 @@ class Trainer:
             return [order[i:i + size] for i in range(0, n, size)]
         return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
-    def run(self, resume_from: str | Path | None = None) -> list[dict[str, float]]:
-        if self.settings.parallel is not None or self.settings.cluster is not None:  # each epoch's steps by an engine
-            with engines.engine_for(self) as engine:
-                return self._loop(resume_from, engine.epoch)
-        return self._loop(resume_from, self._epoch)
+    def run(self, resume_from: str | Path | None = None, params_only: bool = False) -> list[dict[str, float]]:
+        """Train; `resume_from` a checkpoint continues it (`params_only`: its params, with a fresh optimizer,
+        epoch count and history, as `--resume-params`)."""
+        held = self._open_run_dir(fresh=resume_from is None)
+        try:
+            if self.settings.parallel is not None or self.settings.cluster is not None:  # steps by an engine
+                with engines.engine_for(self) as engine:
+                    return self._loop(resume_from, engine.epoch, params_only)
+            return self._loop(resume_from, self._epoch, params_only)
+        finally:
+            if held is not None:
+                held.close()
+
+    def _open_run_dir(self, fresh: bool) -> rundir.RunDir | None:
+        """Before the first epoch: lock the output directory, remove a killed run's temporaries, refuse to
+        replace an earlier run's checkpoint unless told, check that one checkpoint fits on the disk."""
+        path = self.checkpoint_path()
+        if self.out_dir is None and path is None:
+            return None
+        held = rundir.RunDir(self.out_dir if self.out_dir is not None else path.parent, path)
+        for stale in held.open():
+            self.report("removed_stale", path=str(stale))
+        try:
+            if fresh and not self.overwrite:
+                held.refuse_overwrite(checkpoint.describe)
+            store, arrays, _ = self._state()
+            held.check_space(rundir.needed_bytes(list(arrays.values()) + list(store.values())))
+        except BaseException:
+            held.close()
+            raise
+        return held
 
     def _loop(self, resume_from: str | Path | None,
-              run_epoch: Callable[..., dict[str, float]]) -> list[dict[str, float]]:
+              run_epoch: Callable[..., dict[str, float]], params_only: bool = False) -> list[dict[str, float]]:
         if resume_from is not None:
-            self._restore(resume_from)
+            self._restore(resume_from, params_only)
         train = self.datasets[self.settings.data]
         n = len(train)
         if n == 0:
@@ -227,7 +260,7 @@ class Trainer:
             hvp = None
             if self.optimizer.name == "esgd":
                 def hvp(v, batch=batch):
-                    return prog.hvp(s.minimize, self.param_names, v, **batch)
+                    return prog.hvp(s.minimize, self.param_names, v, inputs=batch)
             self.optimizer.step({n: prog._store[n] for n in self.param_names}, grads, lr, hvp=hvp)
             if prog.detect_anomaly:
                 self._check_params(grads, lr)
@@ -351,7 +384,7 @@ class Trainer:
         for i in range(0, n, EVAL_CHUNK):
             batch = self._columns(ds, slice(i, min(i + EVAL_CHUNK, n)))
             count = min(i + EVAL_CHUNK, n) - i
-            values = self.prog.run(names, **batch)
+            values = self.prog.run(names, inputs=batch)
             for key in names:
                 sums[key] += float(np.asarray(values[key])) * count
         out = {"loss": sums[self.settings.minimize] / max(n, 1)}
@@ -373,9 +406,17 @@ class Trainer:
 
     # ---------------------------------------------------------------- outputs and checkpoints
     def checkpoint_path(self) -> Path | None:
+        """Where this run's checkpoint goes (a path leaving the run's directory is an error at its line)."""
+        if self._checkpoint is False:
+            self._checkpoint = self._checkpoint_path()
+        return self._checkpoint
+
+    def _checkpoint_path(self) -> Path | None:
+        """`checkpoint = "..."` relative to the run's directory (--out; without one, the program's directory)."""
         if self.settings.checkpoint:
-            path = Path(self.settings.checkpoint)
-            return path if path.is_absolute() else Path(self.prog.module.path).parent / path
+            base = self.out_dir if self.out_dir is not None else Path(self.prog.module.path).parent
+            return rundir.resolve(self.settings.checkpoint, base, self.allow_paths,
+                                  self.spec.spans.get("checkpoint"))
         return self.out_dir / "checkpoint.npz" if self.out_dir is not None else None
 
     def _fingerprint(self, store: dict[str, Any]) -> str:
@@ -404,16 +445,52 @@ class Trainer:
     def _save_outputs(self, state: tuple | None = None) -> None:
         store, arrays, meta = state if state is not None else self._state()
         path = self.checkpoint_path()
-        if path is not None:
-            checkpoint.save(path, arrays, meta)
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            write_history(self.out_dir / "history.csv", meta["history"])
-            params.save(self.out_dir / "params.npz", store, self._fingerprint(store))
+        target = path
+        try:
+            if path is not None:
+                checkpoint.save(path, arrays, meta)
+            if self.out_dir is not None:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                target = self.out_dir / "history.csv"
+                write_history(target, meta["history"])
+                target = self.out_dir / "params.npz"
+                params.save(target, store, self._fingerprint(store))
+        except OSError as e:  # a full or read-only disk: the files there are the previous ones, intact
+            self._rescue(target, path, arrays, meta, e)
         self._last_save = time.perf_counter()
 
-    def _restore(self, path: str | Path) -> None:
-        arrays, meta = checkpoint.load(path, checkpoint.fingerprint(self.prog.module, self.prog._store))
+    def _rescue(self, target: Path, path: Path | None, arrays: dict[str, np.ndarray], meta: dict[str, Any],
+                error: OSError) -> None:
+        """Write the checkpoint that could not be written elsewhere, then stop with a diagnostic naming it."""
+        name = f"wengert-rescue-{Path(self.prog.module.path).stem}-epoch{meta['epoch']}-{os.getpid()}.npz"
+        written, failures = rundir.rescue(lambda p: checkpoint.save(p, arrays, meta), name)
+        previous = f"{path} still holds {checkpoint.describe(path)}" if path is not None and path.exists() \
+            else "no earlier checkpoint was written"
+        why = error.strerror or str(error)
+        if written is not None:
+            after = (f"the state after epoch {meta['epoch']} was saved to {written} instead: move it to {path} "
+                     "once the disk has room, then run again with --resume") if path is not None else \
+                f"the state after epoch {meta['epoch']} was saved to {written} instead"
+        else:
+            after = f"the state after epoch {meta['epoch']} could not be saved elsewhere either ({'; '.join(failures)})"
+        raise checkpoint.CheckpointError(target, f"cannot write {target} ({why}); training stopped; {previous}; "
+                                                 f"{after}")
+
+    def _layout(self) -> dict[str, np.ndarray]:
+        """The arrays this run's checkpoints hold (the shapes and dtypes a checkpoint must have to be resumed)."""
+        store = self.prog._store
+        layout = {f"param/{k}": v for k, v in store.items()}
+        layout.update({f"best/{k}": v for k, v in store.items()})
+        layout.update({f"optim/{k}": np.asarray(v) for k, v in self.optimizer.state_arrays().items()})
+        return layout
+
+    def _restore(self, path: str | Path, params_only: bool = False) -> None:
+        arrays, meta = checkpoint.load(path, self._fingerprint(self.prog._store), self._layout(),
+                                       only="param/" if params_only else None)
+        if params_only:  # --resume-params: the trained params, a fresh optimizer and epoch count
+            for key, value in arrays.items():
+                self.prog._assign(key.partition("/")[2], value.copy())
+            return
         if meta.get("train") != self.name:
             raise checkpoint.CheckpointError(path, f"the checkpoint is of train block {meta.get('train')!r}, "
                                                    f"not {self.name!r}")

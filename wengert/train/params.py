@@ -9,7 +9,6 @@ and can use `differences` for the same message.
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from ..diagnostics import Diagnostic, DiagnosticError
 from ..runtime.types import DTYPE_OF_NUMPY
-from . import checkpoint
+from . import checkpoint, npzfile
 
 KIND = "params"
 MAX_LISTED = 6  # differences listed in one message
@@ -45,19 +44,27 @@ def save(path: str | Path, store: dict[str, np.ndarray], fingerprint: str | None
 
 
 def read(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """(arrays, meta) of a params file; meta is {} for an .npz written by other means."""
+    """(arrays, meta) of a params file; meta is {} for an .npz written by other means. Every member's
+    header is checked first (npzfile.py: no pickles, no header claiming more than the file holds or the
+    memory available), so a crafted file is an error, never a MemoryError."""
     path = Path(path)
     if not path.exists():
         raise ParamsError(path, "no such params file")
     if path.is_dir():
         raise ParamsError(path, "is a directory, not a params .npz file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
+        with open(path, "rb") as f:
+            if f.read(len(npzfile.NPY_MAGIC)) == npzfile.NPY_MAGIC:
                 raise ParamsError(path, "a .npy array, not a params .npz archive (one array per param)")
-            arrays = {k: archive[k] for k in archive.files}
-        meta = json.loads(str(arrays.pop("meta"))) if "meta" in arrays else {}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, json.JSONDecodeError) as e:
+        headers = npzfile.npz_headers(path)
+        head = headers.pop("meta", None)
+        if head is not None and (head.dtype.kind != "U" or head.shape != () or head.nbytes > checkpoint.META_LIMIT):
+            raise ParamsError(path, f"its `meta` entry is {head.describe()}, not a wengert params description")
+        arrays = {k: npzfile.read_member(path, h) for k, h in headers.items()}
+        meta = json.loads(str(npzfile.read_member(path, head))) if head is not None else {}
+    except npzfile.NpyProblem as e:
+        raise ParamsError(path, f"cannot read params from it: {e}") from None
+    except (OSError, ValueError, RecursionError) as e:
         raise ParamsError(path, f"cannot read params from it ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict):
         raise ParamsError(path, "its `meta` entry is not a wengert params description")
