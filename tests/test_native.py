@@ -186,6 +186,10 @@ def test_a_second_process_reuses_the_cache(tmp_path):
     script = ("import numpy as np, wengert\n"
               f"prog = wengert.compile({MOONS!r})\n"
               "prog.train(epochs=1)\n"
+              "big = wengert.compile('input x: f64[3000]\\nz = sum(x * x)\\n')\n"  # a pairwise sum of 3000
+              "for _ in range(2):\n"
+              "    v, g = big.value_and_grad('z', ['x'], {'x': np.arange(3000.0)})\n"
+              "assert float(v['z']) == float(np.sum(np.arange(3000.0) ** 2))\n"
               "print(sorted(prog._plans.stats.items()))\n")
     env = {"WENGERT_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
     outs = []
@@ -194,6 +198,7 @@ def test_a_second_process_reuses_the_cache(tmp_path):
         assert proc.returncode == 0, proc.stderr
         outs.append(sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()))
     assert outs[0] == outs[1]  # nothing new written: sources and numba's machine code were reused
+    # (the second process ran the code it loaded: a cached recursive function used to crash it)
     assert any(name.endswith(".nbc") for name in outs[0]) and any(name.endswith(".py") for name in outs[0])
 
 
