@@ -86,139 +86,78 @@ def _tanh32(x):
 
 
 @njit(cache=True)
-def _block64(a, lo, n):  # numpy's pairwise summation (loops_utils.h) of at most 128 values
-    if n < 8:
-        res = -0.0
-        for i in range(lo, lo + n):
-            res += a[i]
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - n % 8:
-        r0 += a[lo + i]
-        r1 += a[lo + i + 1]
-        r2 += a[lo + i + 2]
-        r3 += a[lo + i + 3]
-        r4 += a[lo + i + 4]
-        r5 += a[lo + i + 5]
-        r6 += a[lo + i + 6]
-        r7 += a[lo + i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
-
-
-@njit(cache=True)
-def _pairwise64(a, lo, n):
-    """numpy's pairwise sum: halves (the first a multiple of 8) down to blocks of 128, summed as
-    left + right. Written with an explicit stack: numba's on-disk cache of a recursive function
-    crashes the process that loads it."""
-    if n <= 128:
-        return _block64(a, lo, n)
-    frame_lo = np.empty(64, np.int64)
-    frame_n = np.empty(64, np.int64)
-    frame_state = np.zeros(64, np.int64)
-    values = np.empty(64, a.dtype)
-    frames, count = 1, 0
-    frame_lo[0], frame_n[0] = lo, n
-    while frames:
-        f = frames - 1
-        m = frame_n[f]
-        if m <= 128:
-            values[count] = _block64(a, frame_lo[f], m)
-            count += 1
-            frames -= 1
-            continue
-        half = m // 2
-        half -= half % 8
-        if frame_state[f] == 0:
-            frame_state[f] = 1
-            frame_lo[frames], frame_n[frames], frame_state[frames] = frame_lo[f], half, 0
-            frames += 1
-        elif frame_state[f] == 1:
-            frame_state[f] = 2
-            frame_lo[frames], frame_n[frames], frame_state[frames] = frame_lo[f] + half, m - half, 0
-            frames += 1
-        else:
-            values[count - 2] = values[count - 2] + values[count - 1]
-            count -= 1
-            frames -= 1
-    return values[0]
-
-
-@njit(cache=True)
-def _block32(a, lo, n):  # numpy's pairwise summation (loops_utils.h) of at most 128 values
-    if n < 8:
-        res = np.float32(-0.0)
-        for i in range(lo, lo + n):
-            res += a[i]
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - n % 8:
-        r0 += a[lo + i]
-        r1 += a[lo + i + 1]
-        r2 += a[lo + i + 2]
-        r3 += a[lo + i + 3]
-        r4 += a[lo + i + 4]
-        r5 += a[lo + i + 5]
-        r6 += a[lo + i + 6]
-        r7 += a[lo + i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
-
-
-@njit(cache=True)
-def _pairwise32(a, lo, n):
-    """numpy's pairwise sum: halves (the first a multiple of 8) down to blocks of 128, summed as
-    left + right. Written with an explicit stack: numba's on-disk cache of a recursive function
-    crashes the process that loads it."""
-    if n <= 128:
-        return _block32(a, lo, n)
-    frame_lo = np.empty(64, np.int64)
-    frame_n = np.empty(64, np.int64)
-    frame_state = np.zeros(64, np.int64)
-    values = np.empty(64, a.dtype)
-    frames, count = 1, 0
-    frame_lo[0], frame_n[0] = lo, n
-    while frames:
-        f = frames - 1
-        m = frame_n[f]
-        if m <= 128:
-            values[count] = _block32(a, frame_lo[f], m)
-            count += 1
-            frames -= 1
-            continue
-        half = m // 2
-        half -= half % 8
-        if frame_state[f] == 0:
-            frame_state[f] = 1
-            frame_lo[frames], frame_n[frames], frame_state[frames] = frame_lo[f], half, 0
-            frames += 1
-        elif frame_state[f] == 1:
-            frame_state[f] = 2
-            frame_lo[frames], frame_n[frames], frame_state[frames] = frame_lo[f] + half, m - half, 0
-            frames += 1
-        else:
-            values[count - 2] = values[count - 2] + values[count - 1]
-            count -= 1
-            frames -= 1
-    return values[0]
-
-
-@njit(cache=True)
 def _scale(g, d):  # ops.scale: g * d, but 0 where g is 0 and d is not finite
     return g * d if g != 0 or np.isfinite(d) else g - g
 '''
+# numpy's pairwise summation, once per float width (the same code, typed: f32 sums stay f32)
+_SUMS = '''
+@njit(cache=True)
+def _block{bits}(a, lo, n):  # numpy's pairwise summation (loops_utils.h) of at most 128 values
+    if n < 8:
+        res = {zero}
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@njit(cache=True)
+def _pairwise{bits}(a, lo, n):
+    """numpy's pairwise sum: halves (the first a multiple of 8) down to blocks of 128, summed as
+    left + right. Written with an explicit stack: numba's on-disk cache of a recursive function
+    crashes the process that loads it."""
+    if n <= 128:
+        return _block{bits}(a, lo, n)
+    frame_lo = np.empty(64, np.int64)
+    frame_n = np.empty(64, np.int64)
+    frame_state = np.zeros(64, np.int64)
+    values = np.empty(64, a.dtype)
+    frames, count = 1, 0
+    frame_lo[0], frame_n[0] = lo, n
+    while frames:
+        f = frames - 1
+        m = frame_n[f]
+        if m <= 128:
+            values[count] = _block{bits}(a, frame_lo[f], m)
+            count += 1
+            frames -= 1
+            continue
+        half = m // 2
+        half -= half % 8
+        if frame_state[f] == 0:
+            frame_state[f] = 1
+            frame_lo[frames], frame_n[frames], frame_state[frames] = frame_lo[f], half, 0
+            frames += 1
+        elif frame_state[f] == 1:
+            frame_state[f] = 2
+            frame_lo[frames], frame_n[frames], frame_state[frames] = frame_lo[f] + half, m - half, 0
+            frames += 1
+        else:
+            values[count - 2] = values[count - 2] + values[count - 1]
+            count -= 1
+            frames -= 1
+    return values[0]
+
+
+'''
+PRELUDE += "".join("\n\n" + _SUMS.format(bits=bits, zero=zero) for bits, zero in ((64, "-0.0"), (32, "np.float32(-0.0)")))
 NUMBA_TYPE = {"float64": "np.float64", "float32": "np.float32", "int64": "np.int64", "int32": "np.int32",
               "bool": "np.bool_"}
 MAX_SEGMENT = 400  # kernels per native function: bounds numba's compile time
